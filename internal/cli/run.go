@@ -1,0 +1,190 @@
+package cli
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/pressly/goose/v3"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+
+	"github.com/crunchnode/crunch-node/db"
+	"github.com/crunchnode/crunch-node/internal/api"
+	"github.com/crunchnode/crunch-node/internal/config"
+	"github.com/crunchnode/crunch-node/internal/postgres"
+	"github.com/crunchnode/crunch-node/internal/telemetry"
+	"github.com/crunchnode/crunch-node/jobs"
+)
+
+func runRun(ctx context.Context, env *environment, args []string) error {
+	fs := newFlagSet(env, "run")
+	rolesFlag := fs.String("roles", "all", "comma-separated roles to run: feed, predict, score, report")
+	dir := fs.String("workspace", "", "workspace root holding node/ (default: the working directory)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	roles, err := jobs.ParseRoles(*rolesFlag)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrUsage, err)
+	}
+	cfg, err := loadConfig(env, *dir)
+	if err != nil {
+		return err
+	}
+	logger := newLogger(cfg, stderrOr(env.stdout))
+	return runNode(ctx, nodeOptions{cfg: cfg, logger: logger, roles: roles, stdout: env.stdout})
+}
+
+type nodeOptions struct {
+	cfg    *config.Config
+	logger *slog.Logger
+	roles  jobs.Roles
+	stdout interface{ Write([]byte) (int, error) }
+	// listener, when set, is used instead of listening on REPORT_API_PORT (tests pass
+	// one on a free port).
+	listener net.Listener
+	// ready is closed once the node serves and works jobs.
+	ready chan<- string
+}
+
+// runNode runs the roles until ctx ends, then shuts down gracefully: the HTTP server stops
+// accepting, River stops fetching and lets running jobs finish within the grace period,
+// and only then are the pools closed.
+func runNode(ctx context.Context, opts nodeOptions) error {
+	cfg, logger := opts.cfg, opts.logger
+	metrics := telemetry.New()
+
+	pool, err := postgres.NewPool(ctx, cfg.DatabaseURL, postgres.PoolOptions{ApplicationName: "crunch-node " + opts.roles.String()})
+	if err != nil {
+		return explainConnectError(err)
+	}
+	defer pool.Close()
+	if err := requireMigrated(ctx, pool); err != nil {
+		return err
+	}
+	riverPool, err := postgres.NewPool(ctx, cfg.DatabaseURL, postgres.PoolOptions{ApplicationName: "crunch-node river", MaxConns: 10})
+	if err != nil {
+		return explainConnectError(err)
+	}
+	defer riverPool.Close()
+
+	deps := &jobs.Deps{Config: cfg, Logger: logger, Metrics: metrics, Pool: pool}
+	riverClient, err := river.NewClient(riverpgxv5.New(riverPool), jobs.ClientConfig(deps, opts.roles))
+	if err != nil {
+		return fmt.Errorf("creating River client: %w", err)
+	}
+
+	var server *http.Server
+	serveErr := make(chan error, 1)
+	var address string
+	if opts.roles.Has(jobs.RoleReport) {
+		handler, _ := api.NewHandler(api.Deps{
+			Config:  cfg,
+			Logger:  logger,
+			Metrics: metrics,
+			Pool:    pool,
+			Version: Version,
+		})
+		listener := opts.listener
+		if listener == nil {
+			addr := net.JoinHostPort(cfg.ReportAPIHost, strconv.Itoa(cfg.ReportAPIPort))
+			if listener, err = net.Listen("tcp", addr); err != nil {
+				return fmt.Errorf("listening on %s (REPORT_API_PORT): %w", addr, err)
+			}
+		}
+		address = listener.Addr().String()
+		server = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+		go func() { serveErr <- server.Serve(listener) }()
+		if cfg.APIKey == "" {
+			logger.WarnContext(ctx, "API_KEY is not set: admin endpoints are open; set it before exposing the node")
+		}
+	}
+
+	if opts.roles.Works() {
+		stopEvents := subscribeJobMetrics(riverClient, metrics)
+		defer stopEvents()
+		if err := riverClient.Start(ctx); err != nil {
+			return fmt.Errorf("starting River: %w", err)
+		}
+	}
+	logger.InfoContext(ctx, "Node started", slog.String("roles", opts.roles.String()),
+		slog.String("version", Version), slog.String("report_api", address))
+	if opts.ready != nil {
+		opts.ready <- address
+	}
+
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		if !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("serving the report API: %w", err)
+		}
+	}
+
+	grace := time.Duration(cfg.ShutdownGraceSeconds) * time.Second
+	logger.Info("Node stopping", slog.Duration("grace", grace))
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grace)
+	defer cancel()
+	var errs []error
+	if server != nil {
+		if err := server.Shutdown(shutdownCtx); err != nil {
+			errs = append(errs, fmt.Errorf("stopping the report API: %w", err))
+		}
+	}
+	if opts.roles.Works() {
+		if err := riverClient.Stop(shutdownCtx); err != nil {
+			// Jobs still running after the grace period are cancelled; River retries them.
+			logger.Warn("Jobs did not finish in the grace period; cancelling them", slog.String("error", err.Error()))
+			cancelCtx, cancelStop := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+			_ = riverClient.StopAndCancel(cancelCtx)
+			cancelStop()
+		}
+	}
+	logger.Info("Node stopped")
+	return errors.Join(errs...)
+}
+
+// requireMigrated refuses to run against a database that `migrate` has not brought up to
+// date, rather than failing later on a missing table.
+func requireMigrated(ctx context.Context, pool *pgxpool.Pool) error {
+	sqlDB := stdlib.OpenDBFromPool(pool)
+	defer sqlDB.Close()
+	provider, err := goose.NewProvider(goose.DialectPostgres, sqlDB, db.Migrations(), goose.WithDisableGlobalRegistry(true))
+	if err != nil {
+		return fmt.Errorf("loading migrations: %w", err)
+	}
+	pending, err := provider.HasPending(ctx)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("checking migrations: %w", err)
+	}
+	if pending || err != nil {
+		return errors.New("the database is not migrated: run `crunch-node migrate` first")
+	}
+	return nil
+}
+
+// subscribeJobMetrics feeds River's job events into the Prometheus counters.
+func subscribeJobMetrics(client *river.Client[pgx.Tx], metrics *telemetry.Metrics) func() {
+	events, cancel := client.Subscribe(river.EventKindJobCompleted, river.EventKindJobFailed,
+		river.EventKindJobCancelled, river.EventKindJobSnoozed)
+	go func() {
+		for event := range events {
+			kind := event.Job.Kind
+			metrics.JobsFinished.WithLabelValues(kind, cmp.Or(string(event.Kind), "unknown")).Inc()
+			if event.JobStats != nil {
+				metrics.JobDuration.WithLabelValues(kind).Observe(event.JobStats.RunDuration.Seconds())
+			}
+		}
+	}()
+	return cancel
+}
