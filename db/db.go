@@ -146,3 +146,27 @@ func isDuplicateDatabase(err error) bool {
 	var pgErr interface{ SQLState() string }
 	return errors.As(err, &pgErr) && pgErr.SQLState() == "42P04"
 }
+
+// DropDatabase drops the database named in databaseURL, disconnecting its sessions, for
+// `migrate --reset` on a development machine.
+func DropDatabase(ctx context.Context, databaseURL string) error {
+	config, err := pgx.ParseConfig(databaseURL)
+	if err != nil {
+		return fmt.Errorf("parsing DATABASE_URL: %w", err)
+	}
+	name := config.Database
+	if name == "" || name == "postgres" {
+		return fmt.Errorf("refusing to drop database %q", name)
+	}
+	adminConfig := config.Copy()
+	adminConfig.Database = "postgres"
+	admin, err := pgx.ConnectConfig(ctx, adminConfig)
+	if err != nil {
+		return fmt.Errorf("connecting to the maintenance database: %w", err)
+	}
+	defer admin.Close(ctx)
+	if _, err := admin.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
+		return fmt.Errorf("dropping database %q: %w", name, err)
+	}
+	return nil
+}

@@ -39,7 +39,8 @@ func commands() []command {
 	return []command{
 		{"config", "print the effective configuration, secrets redacted", runConfig},
 		{"dev", "create and migrate the database, then run every role with local defaults", runDev},
-		{"migrate", "create the database if needed and apply all migrations", runMigrate},
+		{"healthcheck", "exit 0 when the local report API answers /healthz with ok", runHealthcheck},
+		{"migrate", "create the database if needed and apply all migrations (--reset drops it first)", runMigrate},
 		{"run", "run the node (--roles feed,predict,score,report; default all)", runRun},
 		{"version", "print the version", runVersion},
 	}

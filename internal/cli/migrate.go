@@ -14,6 +14,7 @@ import (
 func runMigrate(ctx context.Context, env *environment, args []string) error {
 	fs := newFlagSet(env, "migrate")
 	dir := fs.String("workspace", "", "workspace root holding node/ (default: the working directory)")
+	reset := fs.Bool("reset", false, "drop the database first (development only: all data is lost)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -22,6 +23,12 @@ func runMigrate(ctx context.Context, env *environment, args []string) error {
 		return err
 	}
 	logger := newLogger(cfg, stderrOr(env.stdout))
+	if *reset {
+		if err := db.DropDatabase(ctx, cfg.DatabaseURL); err != nil {
+			return explainConnectError(err)
+		}
+		fmt.Fprintln(env.stdout, "Database dropped.")
+	}
 	result, err := migrate(ctx, cfg, logger)
 	if err != nil {
 		return err

@@ -53,8 +53,10 @@ type nodeOptions struct {
 	// listener, when set, is used instead of listening on REPORT_API_PORT (tests pass
 	// one on a free port).
 	listener net.Listener
-	// ready is closed once the node serves and works jobs.
+	// ready receives the report API address once the node serves and works jobs.
 	ready chan<- string
+	// riverClientID names this process in River's tables; empty lets River pick one.
+	riverClientID string
 }
 
 // runNode runs the roles until ctx ends, then shuts down gracefully: the HTTP server stops
@@ -79,7 +81,9 @@ func runNode(ctx context.Context, opts nodeOptions) error {
 	defer riverPool.Close()
 
 	deps := &jobs.Deps{Config: cfg, Logger: logger, Metrics: metrics, Pool: pool}
-	riverClient, err := river.NewClient(riverpgxv5.New(riverPool), jobs.ClientConfig(deps, opts.roles))
+	riverConfig := jobs.ClientConfig(deps, opts.roles)
+	riverConfig.ID = opts.riverClientID
+	riverClient, err := river.NewClient(riverpgxv5.New(riverPool), riverConfig)
 	if err != nil {
 		return fmt.Errorf("creating River client: %w", err)
 	}

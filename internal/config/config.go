@@ -160,7 +160,7 @@ func Load(getenv func(string) string, opts Options) (*Config, error) {
 		}
 	}
 	if err := env.ParseWithOptions(cfg, env.Options{Environment: environment}); err != nil {
-		return nil, cfg.explainParseError(err)
+		return nil, cfg.explainParseError(err, environment)
 	}
 	cfg.FeedSubjects = trimAll(cfg.FeedSubjects)
 	cfg.APIPublicPrefixes = trimAll(cfg.APIPublicPrefixes)
@@ -317,7 +317,7 @@ func trimAll(in []string) []string {
 
 // explainParseError rewrites the env library's errors, which name Go fields, into messages
 // that name the variable and where its value came from.
-func (c *Config) explainParseError(err error) error {
+func (c *Config) explainParseError(err error, environment map[string]string) error {
 	var aggregate env.AggregateError
 	if !errors.As(err, &aggregate) {
 		return fmt.Errorf("reading environment: %w", err)
@@ -329,7 +329,7 @@ func (c *Config) explainParseError(err error) error {
 		if errors.As(e, &parseErr) {
 			if field, ok := t.FieldByName(parseErr.Name); ok {
 				key := field.Tag.Get("env")
-				errs = append(errs, fmt.Errorf("%s: %s: invalid %s value: %w", c.source(key), key, parseErr.Type, errors.Unwrap(parseErr.Err)))
+				errs = append(errs, fmt.Errorf("%s: %s: %q is not a valid %s", c.source(key), key, environment[key], parseErr.Type))
 				continue
 			}
 		}

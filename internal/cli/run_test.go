@@ -1,0 +1,128 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+
+	"github.com/crunchnode/crunch-node/internal/config"
+	"github.com/crunchnode/crunch-node/internal/dbtest"
+	"github.com/crunchnode/crunch-node/jobs"
+)
+
+// startNode runs a node in-process until the returned stop function is called.
+func startNode(t *testing.T, databaseURL, clientID string) (stop func() error) {
+	t.Helper()
+	cfg, err := config.Load(func(k string) string {
+		return map[string]string{"DATABASE_URL": databaseURL, "SHUTDOWN_GRACE_SECONDS": "2"}[k]
+	}, config.Options{Dir: t.TempDir()})
+	require.NoError(t, err)
+	listener, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- runNode(ctx, nodeOptions{
+			cfg: cfg, logger: dbtest.Logger(t), roles: jobs.AllRoles, listener: listener,
+			ready: ready, riverClientID: clientID,
+		})
+	}()
+	select {
+	case <-ready:
+	case err := <-done:
+		cancel()
+		t.Fatalf("node %s did not start: %v", clientID, err)
+	case <-time.After(20 * time.Second):
+		cancel()
+		t.Fatalf("node %s did not start within 20s", clientID)
+	}
+	stopped := false
+	stop = func() error {
+		if stopped {
+			return nil
+		}
+		stopped = true
+		cancel()
+		return <-done
+	}
+	t.Cleanup(func() { _ = stop() })
+	return stop
+}
+
+func currentLeader(ctx context.Context, pool *pgxpool.Pool) string {
+	var leader string
+	if err := pool.QueryRow(ctx, "SELECT leader_id FROM river_leader").Scan(&leader); err != nil {
+		return ""
+	}
+	return leader
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(50 * time.Millisecond) // polling interval, not a wait for an outcome
+	}
+}
+
+func TestTwoNodesElectOneLeader(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url := dbtest.NewURL(t)
+	pool, err := pgxpool.New(ctx, url)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+
+	stopA := startNode(t, url, "node-a")
+	stopB := startNode(t, url, "node-b")
+
+	waitFor(t, 30*time.Second, "a leader", func() bool { return currentLeader(ctx, pool) != "" })
+	var leaders int
+	require.NoError(t, pool.QueryRow(ctx, "SELECT count(*) FROM river_leader").Scan(&leaders))
+	require.Equal(t, 1, leaders)
+
+	first := currentLeader(ctx, pool)
+	require.Contains(t, []string{"node-a", "node-b"}, first)
+
+	// Stopping the leader resigns; the other node takes over.
+	stops := map[string]func() error{"node-a": stopA, "node-b": stopB}
+	require.NoError(t, stops[first]())
+	other := map[string]string{"node-a": "node-b", "node-b": "node-a"}[first]
+	waitFor(t, 30*time.Second, "the other node to lead", func() bool { return currentLeader(ctx, pool) == other })
+}
+
+func TestRunRefusesUnmigratedDatabase(t *testing.T) {
+	t.Parallel()
+	err := Run(context.Background(), []string{"run"}, func(k string) string {
+		if k == "DATABASE_URL" {
+			return "postgres://postgres@127.0.0.1:1/none?connect_timeout=1"
+		}
+		return ""
+	}, &discard{})
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "Postgres is not reachable")
+}
+
+func TestUsage(t *testing.T) {
+	t.Parallel()
+	err := Run(context.Background(), []string{"frobnicate"}, func(string) string { return "" }, &discard{})
+	require.True(t, errors.Is(err, ErrUsage))
+	err = Run(context.Background(), []string{"run", "--roles", "feed,bogus"}, func(string) string { return "" }, &discard{})
+	require.True(t, errors.Is(err, ErrUsage))
+	require.Contains(t, err.Error(), "bogus")
+}
+
+type discard struct{}
+
+func (*discard) Write(p []byte) (int, error) { return len(p), nil }
