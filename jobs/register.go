@@ -6,6 +6,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
 	"github.com/crunchnode/crunch-node/internal/config"
 	"github.com/crunchnode/crunch-node/internal/telemetry"
@@ -36,6 +37,7 @@ func (d *Deps) now() time.Time {
 // that whichever process is River's leader can schedule and rescue any job; roles decide
 // only which queues a process works.
 func Register(workers *river.Workers, deps *Deps) {
+	river.AddWorker(workers, &LeaderboardRefreshWorker{deps: deps})
 	river.AddWorker(workers, &MaintenanceWorker{deps: deps})
 }
 
@@ -90,3 +92,6 @@ func ClientConfig(deps *Deps, roles Roles) *river.Config {
 	}
 	return config
 }
+
+// riverDriver is the driver type JobCompleteTx needs to know the transaction type.
+type riverDriver = riverpgxv5.Driver

@@ -26,19 +26,6 @@ type BackfillJob struct {
 	UpdatedAt      time.Time  `json:"updated_at"`
 }
 
-type Checkpoint struct {
-	ID          string          `json:"id"`
-	PeriodStart time.Time       `json:"period_start"`
-	PeriodEnd   time.Time       `json:"period_end"`
-	Status      string          `json:"status"`
-	Entries     json.RawMessage `json:"entries"`
-	Meta        json.RawMessage `json:"meta"`
-	MerkleRoot  *string         `json:"merkle_root"`
-	TxHash      *string         `json:"tx_hash"`
-	SubmittedAt *time.Time      `json:"submitted_at"`
-	CreatedAt   time.Time       `json:"created_at"`
-}
-
 type FeedIngestionState struct {
 	Source      string          `json:"source"`
 	Subject     string          `json:"subject"`
@@ -68,37 +55,6 @@ type Input struct {
 	ReceivedAt time.Time       `json:"received_at"`
 }
 
-type Leaderboard struct {
-	ID        int64           `json:"id"`
-	Entries   json.RawMessage `json:"entries"`
-	Meta      json.RawMessage `json:"meta"`
-	CreatedAt time.Time       `json:"created_at"`
-}
-
-type MerkleCycle struct {
-	ID                string    `json:"id"`
-	PreviousCycleID   *string   `json:"previous_cycle_id"`
-	PreviousCycleRoot *string   `json:"previous_cycle_root"`
-	SnapshotsRoot     string    `json:"snapshots_root"`
-	ChainedRoot       string    `json:"chained_root"`
-	SnapshotCount     int32     `json:"snapshot_count"`
-	CreatedAt         time.Time `json:"created_at"`
-}
-
-type MerkleNode struct {
-	ID                  int64     `json:"id"`
-	CycleID             *string   `json:"cycle_id"`
-	CheckpointID        *string   `json:"checkpoint_id"`
-	Level               int32     `json:"level"`
-	Position            int32     `json:"position"`
-	Hash                string    `json:"hash"`
-	LeftChildID         *int64    `json:"left_child_id"`
-	RightChildID        *int64    `json:"right_child_id"`
-	SnapshotID          *string   `json:"snapshot_id"`
-	SnapshotContentHash *string   `json:"snapshot_content_hash"`
-	CreatedAt           time.Time `json:"created_at"`
-}
-
 type Model struct {
 	ID                   string          `json:"id"`
 	Name                 string          `json:"name"`
@@ -112,23 +68,6 @@ type Model struct {
 	UpdatedAt            time.Time       `json:"updated_at"`
 }
 
-type Prediction struct {
-	ID                 string          `json:"id"`
-	SlotAt             time.Time       `json:"slot_at"`
-	InputID            string          `json:"input_id"`
-	ModelID            string          `json:"model_id"`
-	PredictionConfigID int64           `json:"prediction_config_id"`
-	ScopeKey           string          `json:"scope_key"`
-	Scope              json.RawMessage `json:"scope"`
-	Status             string          `json:"status"`
-	FailedReason       *string         `json:"failed_reason"`
-	ExecTimeMs         *float64        `json:"exec_time_ms"`
-	InferenceOutput    json.RawMessage `json:"inference_output"`
-	Meta               json.RawMessage `json:"meta"`
-	PerformedAt        time.Time       `json:"performed_at"`
-	ResolvableAt       time.Time       `json:"resolvable_at"`
-}
-
 type ScheduledPredictionConfig struct {
 	ID                        int64           `json:"id"`
 	ScopeKey                  string          `json:"scope_key"`
@@ -140,19 +79,6 @@ type ScheduledPredictionConfig struct {
 	Meta                      json.RawMessage `json:"meta"`
 	CreatedAt                 time.Time       `json:"created_at"`
 	UpdatedAt                 time.Time       `json:"updated_at"`
-}
-
-type Score struct {
-	PredictionID string          `json:"prediction_id"`
-	SlotAt       time.Time       `json:"slot_at"`
-	ModelID      string          `json:"model_id"`
-	ScopeKey     string          `json:"scope_key"`
-	Value        *float64        `json:"value"`
-	Result       json.RawMessage `json:"result"`
-	Success      bool            `json:"success"`
-	FailedReason *string         `json:"failed_reason"`
-	PerformedAt  time.Time       `json:"performed_at"`
-	ScoredAt     time.Time       `json:"scored_at"`
 }
 
 type Snapshot struct {

@@ -1,0 +1,164 @@
+-- FeedRecordUpsertMany writes a page of records in one statement: the arrays are
+-- unnested into rows and upserted on the natural key, so a page fetched twice (a retried
+-- job, a resumed backfill) changes nothing but ts_ingested.
+-- name: FeedRecordUpsertMany :execrows
+INSERT INTO feed_records (
+    granularity,
+    kind,
+    meta,
+    payload,
+    source,
+    subject,
+    ts_event,
+    ts_ingested
+)
+SELECT
+    @granularity::text,
+    @kind::text,
+    unnest(@metas::jsonb[]),
+    unnest(@payloads::jsonb[]),
+    @source::text,
+    @subject::text,
+    unnest(@ts_events::timestamptz[]),
+    coalesce(sqlc.narg('now')::timestamptz, now())
+ON CONFLICT (source, subject, kind, granularity, ts_event) DO UPDATE SET
+    meta = EXCLUDED.meta,
+    payload = EXCLUDED.payload,
+    ts_ingested = EXCLUDED.ts_ingested;
+
+-- FeedRecordListNewest returns the newest records of a scope, newest first; the index
+-- behind the primary key serves it backwards without a sort.
+-- name: FeedRecordListNewest :many
+SELECT * FROM feed_records
+WHERE source = @source::text
+  AND subject = @subject::text
+  AND kind = @kind::text
+  AND granularity = @granularity::text
+  AND ts_event <= coalesce(sqlc.narg('before')::timestamptz, 'infinity')
+ORDER BY ts_event DESC
+LIMIT @max_rows::integer;
+
+-- name: FeedRecordListRange :many
+SELECT * FROM feed_records
+WHERE source = @source::text
+  AND subject = @subject::text
+  AND kind = @kind::text
+  AND granularity = @granularity::text
+  AND ts_event >= @start_ts::timestamptz
+  AND ts_event <= @end_ts::timestamptz
+ORDER BY ts_event
+LIMIT @max_rows::integer;
+
+-- FeedStateAdvance moves a scope's watermark forward, never back, in the same transaction
+-- as the records it covers.
+-- name: FeedStateAdvance :one
+INSERT INTO feed_ingestion_state (
+    granularity,
+    kind,
+    last_event_ts,
+    meta,
+    source,
+    subject,
+    updated_at
+) VALUES (
+    @granularity::text,
+    @kind::text,
+    @last_event_ts::timestamptz,
+    @meta::jsonb,
+    @source::text,
+    @subject::text,
+    coalesce(sqlc.narg('now')::timestamptz, now())
+)
+ON CONFLICT (source, subject, kind, granularity) DO UPDATE SET
+    last_event_ts = greatest(feed_ingestion_state.last_event_ts, EXCLUDED.last_event_ts),
+    meta = feed_ingestion_state.meta || EXCLUDED.meta,
+    updated_at = EXCLUDED.updated_at
+RETURNING *;
+
+-- name: FeedStateGet :one
+SELECT * FROM feed_ingestion_state
+WHERE source = @source::text
+  AND subject = @subject::text
+  AND kind = @kind::text
+  AND granularity = @granularity::text;
+
+-- FeedSummaryList is /reports/feeds: one row per scope that has a watermark or records.
+-- Counting comes from the scope's records; min/max use the primary key index.
+-- name: FeedSummaryList :many
+WITH scopes AS (
+    SELECT source, subject, kind, granularity FROM feed_ingestion_state
+    UNION
+    SELECT DISTINCT source, subject, kind, granularity FROM feed_records
+)
+SELECT
+    s.source,
+    s.subject,
+    s.kind,
+    s.granularity,
+    (SELECT count(*) FROM feed_records r
+        WHERE r.source = s.source AND r.subject = s.subject AND r.kind = s.kind AND r.granularity = s.granularity)::bigint AS record_count,
+    (SELECT min(r.ts_event) FROM feed_records r
+        WHERE r.source = s.source AND r.subject = s.subject AND r.kind = s.kind AND r.granularity = s.granularity) AS oldest_ts,
+    (SELECT max(r.ts_event) FROM feed_records r
+        WHERE r.source = s.source AND r.subject = s.subject AND r.kind = s.kind AND r.granularity = s.granularity) AS newest_ts,
+    st.last_event_ts AS watermark_ts,
+    st.updated_at AS watermark_updated_at
+FROM scopes s
+LEFT JOIN feed_ingestion_state st USING (source, subject, kind, granularity)
+ORDER BY s.source, s.subject, s.kind, s.granularity;
+
+-- name: BackfillJobInsert :one
+INSERT INTO backfill_jobs (
+    created_at,
+    end_ts,
+    granularity,
+    id,
+    kind,
+    source,
+    start_ts,
+    subject,
+    updated_at
+) VALUES (
+    coalesce(sqlc.narg('now')::timestamptz, now()),
+    @end_ts::timestamptz,
+    @granularity::text,
+    @id::text,
+    @kind::text,
+    @source::text,
+    @start_ts::timestamptz,
+    @subject::text,
+    coalesce(sqlc.narg('now')::timestamptz, now())
+)
+RETURNING *;
+
+-- name: BackfillJobGet :one
+SELECT * FROM backfill_jobs WHERE id = @id::text;
+
+-- name: BackfillJobGetForUpdate :one
+SELECT * FROM backfill_jobs WHERE id = @id::text FOR UPDATE;
+
+-- name: BackfillJobList :many
+SELECT * FROM backfill_jobs
+WHERE (sqlc.narg('status')::text IS NULL OR status = sqlc.narg('status')::text)
+ORDER BY created_at DESC
+LIMIT 100;
+
+-- BackfillJobProgress records a written page: the cursor moves forward and the counters
+-- grow, in the transaction that wrote the page, so a crash resumes exactly after it.
+-- name: BackfillJobProgress :one
+UPDATE backfill_jobs SET
+    cursor_ts = @cursor_ts::timestamptz,
+    pages_fetched = pages_fetched + 1,
+    records_written = records_written + @records::bigint,
+    status = 'running',
+    updated_at = coalesce(sqlc.narg('now')::timestamptz, now())
+WHERE id = @id::text
+RETURNING *;
+
+-- name: BackfillJobFinish :one
+UPDATE backfill_jobs SET
+    error = sqlc.narg('error')::text,
+    status = @status::text,
+    updated_at = coalesce(sqlc.narg('now')::timestamptz, now())
+WHERE id = @id::text
+RETURNING *;

@@ -1,0 +1,99 @@
+-- name: InputInsert :exec
+INSERT INTO inputs (
+    id,
+    meta,
+    raw_data,
+    received_at,
+    subject
+) VALUES (
+    @id::text,
+    @meta::jsonb,
+    @raw_data::jsonb,
+    @received_at::timestamptz,
+    @subject::text
+)
+ON CONFLICT (id) DO NOTHING;
+
+-- name: InputGet :one
+SELECT * FROM inputs WHERE id = @id::text;
+
+-- PredictionInsertMany stores every prediction of a tick in one statement. The unique
+-- (model, config, slot) key makes a retried tick unable to store a second prediction.
+-- name: PredictionInsertMany :execrows
+INSERT INTO predictions (
+    exec_time_ms,
+    failed_reason,
+    id,
+    inference_output,
+    input_id,
+    meta,
+    model_id,
+    performed_at,
+    prediction_config_id,
+    resolvable_at,
+    scope,
+    scope_key,
+    slot_at,
+    status
+)
+SELECT
+    unnest(@exec_time_ms::double precision[]),
+    nullif(unnest(@failed_reasons::text[]), ''),
+    unnest(@ids::text[]),
+    unnest(@inference_outputs::jsonb[]),
+    @input_id::text,
+    unnest(@metas::jsonb[]),
+    unnest(@model_ids::text[]),
+    @performed_at::timestamptz,
+    @prediction_config_id::bigint,
+    @resolvable_at::timestamptz,
+    @scope::jsonb,
+    @scope_key::text,
+    @slot_at::timestamptz,
+    unnest(@statuses::text[])
+ON CONFLICT DO NOTHING;
+
+-- name: PredictionCountBySlot :one
+SELECT count(*) FROM predictions
+WHERE prediction_config_id = @prediction_config_id::bigint
+  AND slot_at = @slot_at::timestamptz;
+
+-- PredictionListDue takes a batch of PENDING predictions whose horizon has passed and
+-- locks them, skipping rows another score process holds, so several score processes
+-- share the work without scoring anything twice.
+-- name: PredictionListDue :many
+SELECT p.id, p.slot_at, p.model_id, p.input_id, p.scope_key, p.scope, p.inference_output,
+       p.performed_at, p.resolvable_at
+FROM predictions p
+WHERE p.status = 'PENDING'
+  AND p.resolvable_at <= coalesce(sqlc.narg('now')::timestamptz, now())
+ORDER BY p.resolvable_at
+LIMIT @max_rows::integer
+FOR UPDATE SKIP LOCKED;
+
+-- name: PredictionMarkMany :execrows
+UPDATE predictions p SET
+    status = u.status,
+    failed_reason = nullif(u.reason, '')
+FROM (
+    SELECT unnest(@ids::text[]) AS id,
+           unnest(@slots::timestamptz[]) AS slot_at,
+           unnest(@statuses::text[]) AS status,
+           unnest(@reasons::text[]) AS reason
+) u
+WHERE p.id = u.id AND p.slot_at = u.slot_at;
+
+-- name: PredictionListForReport :many
+SELECT p.model_id, p.prediction_config_id, p.scope_key, p.scope, p.status, p.failed_reason,
+       p.performed_at, p.resolvable_at, p.inference_output,
+       s.value AS score_value, s.success AS score_success, s.failed_reason AS score_failed_reason,
+       s.scored_at
+FROM predictions p
+JOIN models m ON m.id = p.model_id
+LEFT JOIN scores s ON s.prediction_id = p.id AND s.slot_at = p.slot_at
+WHERE p.performed_at >= @start_ts::timestamptz
+  AND p.performed_at <= @end_ts::timestamptz
+  AND (cardinality(@model_ids::text[]) = 0 OR p.model_id = ANY(@model_ids::text[]))
+  AND (@include_virtual::boolean OR NOT m.virtual)
+ORDER BY p.performed_at, p.model_id
+LIMIT @max_rows::integer;

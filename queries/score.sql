@@ -1,0 +1,159 @@
+-- ScoreDueList takes a batch of PENDING predictions whose horizon has passed, locks them
+-- (skipping rows another score process holds, so several processes share the work and
+-- none is scored twice) and resolves their ground truth window in the same statement: the
+-- first and last feed record of the prediction's scope in [performed_at, resolvable_at],
+-- read through the primary key index of the partition that holds them.
+-- name: ScoreDueList :many
+SELECT
+    p.id,
+    p.slot_at,
+    p.model_id,
+    p.input_id,
+    p.scope_key,
+    p.scope,
+    p.inference_output,
+    p.performed_at,
+    p.resolvable_at,
+    f.ts_event AS first_ts,
+    f.payload AS first_payload,
+    l.ts_event AS last_ts,
+    l.payload AS last_payload
+FROM predictions p
+LEFT JOIN LATERAL (
+    SELECT r.ts_event, r.payload
+    FROM feed_records r
+    WHERE r.source = p.scope ->> 'source'
+      AND r.subject = p.scope ->> 'subject'
+      AND r.kind = p.scope ->> 'kind'
+      AND r.granularity = p.scope ->> 'granularity'
+      AND r.ts_event >= p.performed_at
+      AND r.ts_event <= p.resolvable_at
+    ORDER BY r.ts_event
+    LIMIT 1
+) f ON true
+LEFT JOIN LATERAL (
+    SELECT r.ts_event, r.payload
+    FROM feed_records r
+    WHERE r.source = p.scope ->> 'source'
+      AND r.subject = p.scope ->> 'subject'
+      AND r.kind = p.scope ->> 'kind'
+      AND r.granularity = p.scope ->> 'granularity'
+      AND r.ts_event >= p.performed_at
+      AND r.ts_event <= p.resolvable_at
+    ORDER BY r.ts_event DESC
+    LIMIT 1
+) l ON true
+WHERE p.status = 'PENDING'
+  AND p.resolvable_at <= coalesce(sqlc.narg('now')::timestamptz, now())
+ORDER BY p.resolvable_at
+LIMIT @max_rows::integer
+FOR UPDATE OF p SKIP LOCKED;
+
+-- ScoreInsertMany writes a batch of scores; the primary key makes a rerun a no-op.
+-- name: ScoreInsertMany :execrows
+INSERT INTO scores (
+    failed_reason,
+    model_id,
+    performed_at,
+    prediction_id,
+    result,
+    scope_key,
+    scored_at,
+    slot_at,
+    success,
+    value
+)
+SELECT
+    nullif(u.reason, ''),
+    u.model_id,
+    u.performed_at,
+    u.prediction_id,
+    u.result,
+    u.scope_key,
+    coalesce(sqlc.narg('now')::timestamptz, now()),
+    u.slot_at,
+    u.success,
+    CASE WHEN u.success THEN u.value END
+FROM (
+    SELECT
+        unnest(@prediction_ids::text[]) AS prediction_id,
+        unnest(@slots::timestamptz[]) AS slot_at,
+        unnest(@model_ids::text[]) AS model_id,
+        unnest(@scope_keys::text[]) AS scope_key,
+        unnest(@performed_ats::timestamptz[]) AS performed_at,
+        unnest(@results::jsonb[]) AS result,
+        unnest(@successes::boolean[]) AS success,
+        unnest(@score_values::double precision[]) AS value,
+        unnest(@reasons::text[]) AS reason
+) u
+ON CONFLICT DO NOTHING;
+
+-- SnapshotRecompute rebuilds the snapshots of the (model, bucket) pairs a scoring cycle
+-- touched, from all successful scores in those buckets: the overall snapshot (scope_key
+-- '') and one per scope. Recomputing (instead of adding) keeps a late score, a rerun or
+-- a restart from counting anything twice. result_summary holds the mean of every numeric
+-- field of the score results.
+-- name: SnapshotRecompute :many
+WITH touched AS (
+    SELECT DISTINCT t.model_id, t.bucket
+    FROM (
+        SELECT unnest(@model_ids::text[]) AS model_id,
+               unnest(@buckets::timestamptz[]) AS bucket
+    ) t
+),
+base AS (
+    SELECT s.model_id, s.scope_key, t.bucket, s.result
+    FROM touched t
+    JOIN scores s
+      ON s.model_id = t.model_id
+     AND s.performed_at >= t.bucket
+     AND s.performed_at < t.bucket + make_interval(secs => @period_seconds::integer)
+    WHERE s.success
+),
+counts AS (
+    SELECT model_id, coalesce(scope_key, '') AS scope_key, bucket, count(*) AS n
+    FROM base
+    GROUP BY GROUPING SETS ((model_id, bucket), (model_id, scope_key, bucket))
+),
+means AS (
+    SELECT model_id, coalesce(scope_key, '') AS scope_key, bucket, key,
+           avg((value #>> '{}')::double precision) AS mean
+    FROM base, jsonb_each(base.result) AS kv (key, value)
+    WHERE jsonb_typeof(value) = 'number'
+    GROUP BY GROUPING SETS ((model_id, bucket, key), (model_id, scope_key, bucket, key))
+),
+summaries AS (
+    SELECT c.model_id, c.scope_key, c.bucket, c.n,
+           coalesce((SELECT jsonb_object_agg(m.key, m.mean) FROM means m
+                     WHERE m.model_id = c.model_id AND m.scope_key = c.scope_key AND m.bucket = c.bucket), '{}') AS summary
+    FROM counts c
+)
+INSERT INTO snapshots (
+    id,
+    model_id,
+    period_end,
+    period_start,
+    prediction_count,
+    result_summary,
+    scope_key,
+    updated_at
+)
+SELECT
+    'SNAP_' || s.model_id || CASE WHEN s.scope_key = '' THEN '' ELSE '_' || s.scope_key END
+        || '_' || to_char(s.bucket AT TIME ZONE 'UTC', 'YYYYMMDD"T"HH24MISS'),
+    s.model_id,
+    s.bucket + make_interval(secs => @period_seconds::integer),
+    s.bucket,
+    s.n,
+    s.summary,
+    s.scope_key,
+    coalesce(sqlc.narg('now')::timestamptz, now())
+FROM summaries s
+ON CONFLICT (model_id, scope_key, period_start) DO UPDATE SET
+    prediction_count = EXCLUDED.prediction_count,
+    result_summary = EXCLUDED.result_summary,
+    updated_at = EXCLUDED.updated_at
+RETURNING *;
+
+-- name: SnapshotSetContentHash :exec
+UPDATE snapshots SET content_hash = @content_hash::text WHERE id = @id::text;
