@@ -56,6 +56,7 @@ func NewHandler(deps Deps) (http.Handler, huma.API) {
 	api := humachi.New(router, humaConfig)
 
 	registerHealth(api, deps)
+	registerReports(api, deps)
 	for _, register := range deps.Register {
 		register(api)
 	}
