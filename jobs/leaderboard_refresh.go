@@ -7,7 +7,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/rivertype"
 
 	"github.com/crunchnode/crunch-node/internal/dbsqlc"
 	"github.com/crunchnode/crunch-node/internal/postgres"
@@ -23,14 +22,8 @@ func (LeaderboardRefreshArgs) Kind() string { return "leaderboard_refresh" }
 // no-op, so a burst of scoring cycles causes one refresh, not one each.
 func (LeaderboardRefreshArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{
-		Queue: QueueScore,
-		UniqueOpts: river.UniqueOpts{
-			ByArgs: true,
-			ByState: []rivertype.JobState{
-				rivertype.JobStateAvailable, rivertype.JobStatePending,
-				rivertype.JobStateRunning, rivertype.JobStateScheduled,
-			},
-		},
+		Queue:      QueueScore,
+		UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: uniqueWhileActive},
 	}
 }
 

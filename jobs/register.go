@@ -1,8 +1,15 @@
 package jobs
 
 import (
+	"context"
+	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river/rivertype"
+
+	"github.com/crunchnode/crunch-node/internal/dbsqlc"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
@@ -24,6 +31,27 @@ type Deps struct {
 	Pool *pgxpool.Pool
 	// Now is the clock; nil means time.Now. Tests pin it.
 	Now func() time.Time
+	// Scoring is set in processes that run the score role.
+	Scoring *Scoring
+	// AfterSnapshots runs in the scoring transaction with the snapshots it wrote (the
+	// Merkle cycle commits them there).
+	AfterSnapshots func(ctx context.Context, tx pgx.Tx, snapshots []*dbsqlc.Snapshot) error
+}
+
+// insertTx enqueues a job in tx through the River client of the running worker.
+func (d *Deps) insertTx(ctx context.Context, tx pgx.Tx, args river.JobArgs, opts *river.InsertOpts) (*rivertype.JobInsertResult, error) {
+	client, err := river.ClientFromContextSafely[pgx.Tx](ctx)
+	if err != nil {
+		return nil, fmt.Errorf("no River client in context: %w", err)
+	}
+	return client.InsertTx(ctx, tx, args, opts)
+}
+
+// uniqueWhileActive makes a job unique while one like it is waiting or running; a new
+// one can be inserted as soon as the previous finished.
+var uniqueWhileActive = []rivertype.JobState{
+	rivertype.JobStateAvailable, rivertype.JobStatePending,
+	rivertype.JobStateRunning, rivertype.JobStateScheduled,
 }
 
 func (d *Deps) now() time.Time {
@@ -39,12 +67,18 @@ func (d *Deps) now() time.Time {
 func Register(workers *river.Workers, deps *Deps) {
 	river.AddWorker(workers, &LeaderboardRefreshWorker{deps: deps})
 	river.AddWorker(workers, &MaintenanceWorker{deps: deps})
+	river.AddWorker(workers, &ScoreWorker{deps: deps})
 }
 
 // PeriodicJobs is the schedule. Every working process configures all of it; River runs it
 // on the leader only, so each job is enqueued once however many processes run.
 func PeriodicJobs(cfg *config.Config) []*river.PeriodicJob {
 	return []*river.PeriodicJob{
+		river.NewPeriodicJob(
+			river.PeriodicInterval(cfg.ScoreInterval()),
+			func() (river.JobArgs, *river.InsertOpts) { return ScoreArgs{}, nil },
+			&river.PeriodicJobOpts{ID: "score", RunOnStart: true},
+		),
 		river.NewPeriodicJob(
 			river.PeriodicInterval(time.Duration(max(cfg.FeedRetentionCheckSeconds, 30))*time.Second),
 			func() (river.JobArgs, *river.InsertOpts) { return MaintenanceArgs{}, nil },

@@ -48,7 +48,7 @@ func TestScoringSQL(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, due, 2, "the prediction whose horizon has not passed is not due")
 	for _, d := range due {
-		require.NotNil(t, d.FirstTS)
+		require.True(t, d.HasFirst)
 		require.Equal(t, base, d.FirstTS.UTC())
 		require.Equal(t, base.Add(time.Minute), d.LastTS.UTC())
 	}

@@ -14,10 +14,14 @@ SELECT
     p.inference_output,
     p.performed_at,
     p.resolvable_at,
-    f.ts_event AS first_ts,
-    f.payload AS first_payload,
-    l.ts_event AS last_ts,
-    l.payload AS last_payload
+    -- The lateral joins find nothing when the window is empty; the flags say so, because
+    -- sqlc cannot see that these columns become nullable.
+    (f.ts_event IS NOT NULL)::boolean AS has_first,
+    coalesce(f.ts_event, 'epoch')::timestamptz AS first_ts,
+    coalesce(f.payload, '{}')::jsonb AS first_payload,
+    (l.ts_event IS NOT NULL)::boolean AS has_last,
+    coalesce(l.ts_event, 'epoch')::timestamptz AS last_ts,
+    coalesce(l.payload, '{}')::jsonb AS last_payload
 FROM predictions p
 LEFT JOIN LATERAL (
     SELECT r.ts_event, r.payload
@@ -45,7 +49,10 @@ LEFT JOIN LATERAL (
 ) l ON true
 WHERE p.status = 'PENDING'
   AND p.resolvable_at <= coalesce(sqlc.narg('now')::timestamptz, now())
-ORDER BY p.resolvable_at
+  -- Keyset pagination within one scoring run: predictions examined but left PENDING
+  -- (their ground truth may still arrive) are not examined again until the next run.
+  AND (p.resolvable_at, p.id) > (coalesce(sqlc.narg('after_ts')::timestamptz, '-infinity'), coalesce(sqlc.narg('after_id')::text, ''))
+ORDER BY p.resolvable_at, p.id
 LIMIT @max_rows::integer
 FOR UPDATE OF p SKIP LOCKED;
 

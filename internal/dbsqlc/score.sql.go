@@ -22,10 +22,14 @@ SELECT
     p.inference_output,
     p.performed_at,
     p.resolvable_at,
-    f.ts_event AS first_ts,
-    f.payload AS first_payload,
-    l.ts_event AS last_ts,
-    l.payload AS last_payload
+    -- The lateral joins find nothing when the window is empty; the flags say so, because
+    -- sqlc cannot see that these columns become nullable.
+    (f.ts_event IS NOT NULL)::boolean AS has_first,
+    coalesce(f.ts_event, 'epoch')::timestamptz AS first_ts,
+    coalesce(f.payload, '{}')::jsonb AS first_payload,
+    (l.ts_event IS NOT NULL)::boolean AS has_last,
+    coalesce(l.ts_event, 'epoch')::timestamptz AS last_ts,
+    coalesce(l.payload, '{}')::jsonb AS last_payload
 FROM predictions p
 LEFT JOIN LATERAL (
     SELECT r.ts_event, r.payload
@@ -53,13 +57,18 @@ LEFT JOIN LATERAL (
 ) l ON true
 WHERE p.status = 'PENDING'
   AND p.resolvable_at <= coalesce($1::timestamptz, now())
-ORDER BY p.resolvable_at
-LIMIT $2::integer
+  -- Keyset pagination within one scoring run: predictions examined but left PENDING
+  -- (their ground truth may still arrive) are not examined again until the next run.
+  AND (p.resolvable_at, p.id) > (coalesce($2::timestamptz, '-infinity'), coalesce($3::text, ''))
+ORDER BY p.resolvable_at, p.id
+LIMIT $4::integer
 FOR UPDATE OF p SKIP LOCKED
 `
 
 type ScoreDueListParams struct {
 	Now     *time.Time `json:"now"`
+	AfterTS *time.Time `json:"after_ts"`
+	AfterID *string    `json:"after_id"`
 	MaxRows int32      `json:"max_rows"`
 }
 
@@ -73,8 +82,10 @@ type ScoreDueListRow struct {
 	InferenceOutput json.RawMessage `json:"inference_output"`
 	PerformedAt     time.Time       `json:"performed_at"`
 	ResolvableAt    time.Time       `json:"resolvable_at"`
+	HasFirst        bool            `json:"has_first"`
 	FirstTS         time.Time       `json:"first_ts"`
 	FirstPayload    json.RawMessage `json:"first_payload"`
+	HasLast         bool            `json:"has_last"`
 	LastTS          time.Time       `json:"last_ts"`
 	LastPayload     json.RawMessage `json:"last_payload"`
 }
@@ -85,7 +96,12 @@ type ScoreDueListRow struct {
 // first and last feed record of the prediction's scope in [performed_at, resolvable_at],
 // read through the primary key index of the partition that holds them.
 func (q *Queries) ScoreDueList(ctx context.Context, db DBTX, arg *ScoreDueListParams) ([]*ScoreDueListRow, error) {
-	rows, err := db.Query(ctx, scoreDueList, arg.Now, arg.MaxRows)
+	rows, err := db.Query(ctx, scoreDueList,
+		arg.Now,
+		arg.AfterTS,
+		arg.AfterID,
+		arg.MaxRows,
+	)
 	if err != nil {
 		return nil, err
 	}
@@ -103,8 +119,10 @@ func (q *Queries) ScoreDueList(ctx context.Context, db DBTX, arg *ScoreDueListPa
 			&i.InferenceOutput,
 			&i.PerformedAt,
 			&i.ResolvableAt,
+			&i.HasFirst,
 			&i.FirstTS,
 			&i.FirstPayload,
+			&i.HasLast,
 			&i.LastTS,
 			&i.LastPayload,
 		); err != nil {

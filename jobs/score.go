@@ -1,0 +1,291 @@
+package jobs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+
+	"github.com/crunchnode/crunch-node/internal/config"
+	"github.com/crunchnode/crunch-node/internal/dbsqlc"
+	"github.com/crunchnode/crunch-node/internal/postgres"
+	"github.com/crunchnode/crunch-node/internal/scoring"
+	"github.com/crunchnode/crunch-node/internal/script"
+)
+
+// ScoreArgs is the periodic scoring run.
+type ScoreArgs struct{}
+
+// Kind is the River job kind.
+func (ScoreArgs) Kind() string { return "score" }
+
+// InsertOpts keep one scoring run queued at a time; several score processes still share
+// the work of one run, because each batch locks its rows with SKIP LOCKED.
+func (ScoreArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: QueueScore, UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: uniqueWhileActive}}
+}
+
+// ScoreBatchSize is how many due predictions one transaction scores.
+const ScoreBatchSize = 5000
+
+// Scoring is what the score worker needs beyond the database: the operator's scorer and
+// ground-truth resolver, built and dry-run at start.
+type Scoring struct {
+	Scorer   scoring.Scorer
+	Resolver scoring.Resolver
+	// FullWindow means the resolver wants every record of the window (a Starlark
+	// resolver); the built-in one needs only the first and last, which the due query
+	// already returns.
+	FullWindow bool
+	// Grace is how long after resolvable_at an unresolvable prediction is retried before
+	// it is marked UNRESOLVED with its reason.
+	Grace time.Duration
+	// MaxStalenessFraction is the configured staleness guard, for the resolver config.
+	MaxStalenessFraction float64
+}
+
+// ScoreWorker scores due predictions in batches until none is left: ground truth from
+// the feed, the scorer per prediction (isolated: one failure never stops the rest),
+// scores and statuses written, the touched snapshots recomputed in SQL, and a
+// leaderboard refresh enqueued, all in the batch's transaction.
+type ScoreWorker struct {
+	river.WorkerDefaults[ScoreArgs]
+	deps *Deps
+}
+
+// Timeout bounds a scoring run; a long backlog is worked over several runs.
+func (w *ScoreWorker) Timeout(*river.Job[ScoreArgs]) time.Duration { return 10 * time.Minute }
+
+// Work scores batch after batch.
+func (w *ScoreWorker) Work(ctx context.Context, job *river.Job[ScoreArgs]) error {
+	if w.deps.Scoring == nil {
+		return errors.New("scoring is not configured in this process")
+	}
+	var cursor *dueCursor
+	total := 0
+	for {
+		n, next, err := w.scoreBatch(ctx, cursor)
+		if err != nil {
+			return err
+		}
+		total += n
+		if next == nil {
+			break
+		}
+		cursor = next
+	}
+	if total > 0 {
+		w.deps.Logger.InfoContext(ctx, "Score: run finished", slog.Int("scored", total))
+	}
+	return nil
+}
+
+type dueCursor struct {
+	ts time.Time
+	id string
+}
+
+// scoreBatch scores one batch in one transaction and returns the cursor for the next, or
+// nil when this was the last.
+func (w *ScoreWorker) scoreBatch(ctx context.Context, cursor *dueCursor) (int, *dueCursor, error) {
+	queries := dbsqlc.New()
+	now := w.deps.now().UTC()
+	type outcome struct {
+		scored int
+		next   *dueCursor
+	}
+	out, err := postgres.WithTxV(ctx, w.deps.Pool, func(ctx context.Context, tx pgx.Tx) (outcome, error) {
+		params := &dbsqlc.ScoreDueListParams{Now: &now, MaxRows: ScoreBatchSize}
+		if cursor != nil {
+			params.AfterTS, params.AfterID = &cursor.ts, &cursor.id
+		}
+		due, err := queries.ScoreDueList(ctx, tx, params)
+		if err != nil {
+			return outcome{}, fmt.Errorf("listing due predictions: %w", err)
+		}
+		if len(due) == 0 {
+			return outcome{}, nil
+		}
+
+		var (
+			items      []scoring.Item
+			scoredRows []*dbsqlc.ScoreDueListRow
+			marks      = &dbsqlc.PredictionMarkManyParams{}
+		)
+		for _, row := range due {
+			item, resolution, err := w.prepare(ctx, tx, row)
+			if err != nil {
+				return outcome{}, err
+			}
+			if resolution.OK() {
+				items = append(items, item)
+				scoredRows = append(scoredRows, row)
+				continue
+			}
+			// Unresolvable for now: retried until the grace period ends, then marked
+			// with its reason and never examined again.
+			if resolution.Retryable && now.Before(row.ResolvableAt.Add(w.deps.Scoring.Grace)) {
+				continue
+			}
+			marks.IDs = append(marks.IDs, row.ID)
+			marks.Slots = append(marks.Slots, row.SlotAt)
+			marks.Statuses = append(marks.Statuses, "UNRESOLVED")
+			marks.Reasons = append(marks.Reasons, resolution.Code+": "+resolution.Reason)
+		}
+
+		results := scoring.ScoreBatch(ctx, w.deps.Scoring.Scorer, items)
+		if err := ctx.Err(); err != nil {
+			return outcome{}, fmt.Errorf("scoring interrupted: %w", err)
+		}
+		scores := &dbsqlc.ScoreInsertManyParams{Now: &now}
+		snap := &dbsqlc.SnapshotRecomputeParams{PeriodSeconds: int32(w.deps.Config.SnapshotPeriodSeconds), Now: &now}
+		period := int64(w.deps.Config.SnapshotPeriodSeconds)
+		for i, result := range results {
+			row := scoredRows[i]
+			encoded, err := json.Marshal(result.Map())
+			if err != nil {
+				return outcome{}, fmt.Errorf("encoding score of %s: %w", row.ID, err)
+			}
+			scores.PredictionIDs = append(scores.PredictionIDs, row.ID)
+			scores.Slots = append(scores.Slots, row.SlotAt)
+			scores.ModelIDs = append(scores.ModelIDs, row.ModelID)
+			scores.ScopeKeys = append(scores.ScopeKeys, row.ScopeKey)
+			scores.PerformedAts = append(scores.PerformedAts, row.PerformedAt)
+			scores.Results = append(scores.Results, encoded)
+			scores.Successes = append(scores.Successes, result.Success)
+			scores.ScoreValues = append(scores.ScoreValues, result.Value)
+			scores.Reasons = append(scores.Reasons, result.FailedReason)
+			marks.IDs = append(marks.IDs, row.ID)
+			marks.Slots = append(marks.Slots, row.SlotAt)
+			marks.Statuses = append(marks.Statuses, "SCORED")
+			marks.Reasons = append(marks.Reasons, "")
+			snap.ModelIDs = append(snap.ModelIDs, row.ModelID)
+			snap.Buckets = append(snap.Buckets, time.Unix(row.PerformedAt.Unix()/period*period, 0).UTC())
+			outcomeLabel := "success"
+			if !result.Success {
+				outcomeLabel = "failed"
+			}
+			w.deps.Metrics.Scored.WithLabelValues(outcomeLabel).Inc()
+		}
+		if len(scores.PredictionIDs) > 0 {
+			if _, err := queries.ScoreInsertMany(ctx, tx, scores); err != nil {
+				return outcome{}, fmt.Errorf("writing scores: %w", err)
+			}
+		}
+		if len(marks.IDs) > 0 {
+			if _, err := queries.PredictionMarkMany(ctx, tx, marks); err != nil {
+				return outcome{}, fmt.Errorf("updating prediction statuses: %w", err)
+			}
+		}
+		if len(snap.ModelIDs) > 0 {
+			snapshots, err := queries.SnapshotRecompute(ctx, tx, snap)
+			if err != nil {
+				return outcome{}, fmt.Errorf("recomputing snapshots: %w", err)
+			}
+			if w.deps.AfterSnapshots != nil {
+				if err := w.deps.AfterSnapshots(ctx, tx, snapshots); err != nil {
+					return outcome{}, err
+				}
+			}
+			if _, err := w.deps.insertTx(ctx, tx, LeaderboardRefreshArgs{}, leaderboardRefreshOpts(now)); err != nil {
+				return outcome{}, fmt.Errorf("enqueuing leaderboard refresh: %w", err)
+			}
+		}
+
+		last := due[len(due)-1]
+		var next *dueCursor
+		if len(due) == ScoreBatchSize {
+			next = &dueCursor{ts: last.ResolvableAt, id: last.ID}
+		}
+		return outcome{scored: len(results), next: next}, nil
+	})
+	return out.scored, out.next, err
+}
+
+// prepare resolves a due prediction's ground truth and builds its scoring item.
+func (w *ScoreWorker) prepare(ctx context.Context, tx pgx.Tx, row *dbsqlc.ScoreDueListRow) (scoring.Item, scoring.Resolution, error) {
+	var prediction map[string]any
+	if err := json.Unmarshal(row.InferenceOutput, &prediction); err != nil || prediction == nil {
+		return scoring.Item{}, scoring.Resolution{Code: "bad_output", Reason: "stored inference output is not an object"}, nil
+	}
+	var scope map[string]any
+	_ = json.Unmarshal(row.Scope, &scope)
+	item := scoring.Item{ModelID: row.ModelID, Prediction: prediction, PredictionID: row.ID}
+
+	// Horizon 0 resolves against the stored input, as the Python engine's immediate path.
+	if !row.ResolvableAt.After(row.PerformedAt) {
+		input, err := dbsqlc.New().InputGet(ctx, tx, row.InputID)
+		if err != nil {
+			return item, scoring.Resolution{}, fmt.Errorf("reading input %s: %w", row.InputID, err)
+		}
+		var raw map[string]any
+		if err := json.Unmarshal(input.RawData, &raw); err != nil || raw == nil {
+			return item, scoring.Resolution{Code: "bad_input", Reason: "stored input is not an object"}, nil
+		}
+		item.GroundTruth = raw
+		return item, scoring.Resolution{GroundTruth: raw}, nil
+	}
+
+	subject, _ := scope["subject"].(string)
+	granularity, _ := scope["granularity"].(string)
+	in := scoring.ResolveInput{PerformedAt: row.PerformedAt, Prediction: prediction, ResolvableAt: row.ResolvableAt}
+	if w.deps.Scoring.FullWindow {
+		records, err := dbsqlc.New().FeedRecordListRange(ctx, tx, &dbsqlc.FeedRecordListRangeParams{
+			Source: str(scope["source"]), Subject: subject, Kind: str(scope["kind"]), Granularity: granularity,
+			StartTS: row.PerformedAt, EndTS: row.ResolvableAt, MaxRows: 100_000,
+		})
+		if err != nil {
+			return item, scoring.Resolution{}, fmt.Errorf("reading the ground-truth window of %s: %w", row.ID, err)
+		}
+		for _, r := range records {
+			in.Records = append(in.Records, feedPoint(subject, r.TSEvent, r.Payload))
+		}
+	} else {
+		if row.HasFirst {
+			in.Records = append(in.Records, feedPoint(subject, row.FirstTS, row.FirstPayload))
+		}
+		if row.HasLast && (!row.HasFirst || !row.LastTS.Equal(row.FirstTS)) {
+			in.Records = append(in.Records, feedPoint(subject, row.LastTS, row.LastPayload))
+		}
+	}
+	resolution, err := w.resolver(granularity).Resolve(ctx, in)
+	if err != nil {
+		// A broken operator resolver is this prediction's problem, not the batch's.
+		return item, scoring.Resolution{Code: "resolver_error", Reason: err.Error()}, nil
+	}
+	item.GroundTruth = resolution.GroundTruth
+	return item, resolution, nil
+}
+
+// resolver returns the configured resolver; the built-in one is specialised to the
+// scope's granularity for its staleness guard.
+func (w *ScoreWorker) resolver(granularity string) scoring.Resolver {
+	if _, builtin := w.deps.Scoring.Resolver.(scoring.DefaultResolver); !builtin {
+		return w.deps.Scoring.Resolver
+	}
+	step, _ := config.ParseDuration(granularity)
+	return scoring.DefaultResolver{Config: scoring.GroundTruthConfig{
+		Granularity: step, MaxStalenessFraction: w.deps.Scoring.MaxStalenessFraction,
+	}}
+}
+
+func feedPoint(subject string, ts time.Time, payload json.RawMessage) scoring.FeedPoint {
+	values := map[string]float64{}
+	_ = json.Unmarshal(payload, &values)
+	return scoring.FeedPoint{Subject: subject, TsEvent: ts, Values: values}
+}
+
+func str(v any) string {
+	s, _ := v.(string)
+	return s
+}
+
+// scriptOptions are the limits operator scripts run under.
+func scriptOptions() script.Options {
+	return script.Options{MaxSteps: script.DefaultMaxSteps, Timeout: script.DefaultTimeout}
+}
