@@ -33,6 +33,10 @@ type Deps struct {
 	Now func() time.Time
 	// Scoring is set in processes that run the score role.
 	Scoring *Scoring
+	// Feeds builds and caches feed providers (feed role).
+	Feeds *Feeds
+	// partitions remembers the daily partitions known to exist.
+	partitions partitionCache
 	// AfterSnapshots runs in the scoring transaction with the snapshots it wrote (the
 	// Merkle cycle commits them there).
 	AfterSnapshots func(ctx context.Context, tx pgx.Tx, snapshots []*dbsqlc.Snapshot) error
@@ -65,15 +69,30 @@ func (d *Deps) now() time.Time {
 // that whichever process is River's leader can schedule and rescue any job; roles decide
 // only which queues a process works.
 func Register(workers *river.Workers, deps *Deps) {
+	river.AddWorker(workers, &FeedPollWorker{deps: deps})
 	river.AddWorker(workers, &LeaderboardRefreshWorker{deps: deps})
 	river.AddWorker(workers, &MaintenanceWorker{deps: deps})
+	river.AddWorker(workers, &PredictScheduleWorker{deps: deps})
 	river.AddWorker(workers, &ScoreWorker{deps: deps})
 }
 
 // PeriodicJobs is the schedule. Every working process configures all of it; River runs it
 // on the leader only, so each job is enqueued once however many processes run.
 func PeriodicJobs(cfg *config.Config) []*river.PeriodicJob {
-	return []*river.PeriodicJob{
+	jobs := []*river.PeriodicJob{}
+	for _, scope := range FeedScopes(cfg) {
+		jobs = append(jobs, river.NewPeriodicJob(
+			river.PeriodicInterval(cfg.FeedPollInterval()),
+			func() (river.JobArgs, *river.InsertOpts) { return FeedPollArgs{FeedScope: scope}, nil },
+			&river.PeriodicJobOpts{ID: "feed_poll:" + scope.String(), RunOnStart: true},
+		))
+	}
+	return append(jobs,
+		river.NewPeriodicJob(
+			river.PeriodicInterval(time.Second),
+			func() (river.JobArgs, *river.InsertOpts) { return PredictScheduleArgs{}, nil },
+			&river.PeriodicJobOpts{ID: "predict_schedule", RunOnStart: true},
+		),
 		river.NewPeriodicJob(
 			river.PeriodicInterval(cfg.ScoreInterval()),
 			func() (river.JobArgs, *river.InsertOpts) { return ScoreArgs{}, nil },
@@ -84,7 +103,7 @@ func PeriodicJobs(cfg *config.Config) []*river.PeriodicJob {
 			func() (river.JobArgs, *river.InsertOpts) { return MaintenanceArgs{}, nil },
 			&river.PeriodicJobOpts{ID: "maintenance", RunOnStart: true},
 		),
-	}
+	)
 }
 
 // Queues returns the queues a process with these roles works. The maintenance queue is

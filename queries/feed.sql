@@ -63,7 +63,7 @@ INSERT INTO feed_ingestion_state (
 ) VALUES (
     @granularity::text,
     @kind::text,
-    @last_event_ts::timestamptz,
+    sqlc.narg('last_event_ts')::timestamptz,
     @meta::jsonb,
     @source::text,
     @subject::text,

@@ -464,7 +464,7 @@ RETURNING source, subject, kind, granularity, last_event_ts, updated_at, meta
 type FeedStateAdvanceParams struct {
 	Granularity string          `json:"granularity"`
 	Kind        string          `json:"kind"`
-	LastEventTS time.Time       `json:"last_event_ts"`
+	LastEventTS *time.Time      `json:"last_event_ts"`
 	Meta        json.RawMessage `json:"meta"`
 	Source      string          `json:"source"`
 	Subject     string          `json:"subject"`

@@ -1,0 +1,229 @@
+-- Queries of the report API (internal/api/report_*.go) that the write side does not need.
+-- Every list here filters virtual models (ensembles) unless include_virtual is set, and
+-- every time-dependent one takes sqlc.narg('now') so tests can pin the clock.
+
+-- LeaderboardLatestGet is the version of the current leaderboard: the newest history row,
+-- which the refresh job appends in the same transaction as it refreshes the view. The
+-- report cache compares its id to decide whether to reload the view. It always returns
+-- one row: id 0 and a null created_at while no refresh has run.
+-- name: LeaderboardLatestGet :one
+SELECT coalesce(l.id, 0)::bigint AS id,
+       l.created_at
+FROM (SELECT 1) AS one
+LEFT JOIN LATERAL (
+    SELECT id, created_at FROM leaderboards ORDER BY id DESC LIMIT 1
+) AS l ON true;
+
+-- ScoreWindowList is /reports/models/global and /reports/models/params: per model (and per
+-- scope when by_scope) with at least one successful score in [start_ts, end_ts], the plain
+-- mean of the score values of each window (scores performed within `seconds` of now;
+-- 0 when none), with the newest scored performed_at. One row per group and window, in
+-- window order. Windows come as two parallel arrays so the configuration, not a migration,
+-- decides them.
+-- name: ScoreWindowList :many
+WITH windows AS (
+    SELECT w.name, w.seconds, w.ord
+    FROM unnest(@window_names::text[], @window_seconds::integer[]) WITH ORDINALITY AS w (name, seconds, ord)
+),
+scored AS (
+    SELECT s.model_id,
+           CASE WHEN @by_scope::boolean THEN s.scope_key ELSE '' END AS scope_key,
+           s.performed_at,
+           s.value
+    FROM scores s
+    JOIN models m ON m.id = s.model_id
+    WHERE s.success
+      AND s.value IS NOT NULL
+      AND s.performed_at >= @start_ts::timestamptz
+      AND s.performed_at <= @end_ts::timestamptz
+      AND (cardinality(@model_ids::text[]) = 0 OR s.model_id = ANY(@model_ids::text[]))
+      AND (@include_virtual::boolean OR NOT m.virtual)
+),
+groups AS (
+    SELECT model_id, scope_key, max(performed_at) AS last_performed_at
+    FROM scored
+    GROUP BY model_id, scope_key
+),
+window_means AS (
+    SELECT sc.model_id, sc.scope_key, w.name, avg(sc.value) AS mean
+    FROM scored sc
+    JOIN windows w
+      ON sc.performed_at >= coalesce(sqlc.narg('now')::timestamptz, now()) - make_interval(secs => w.seconds)
+    GROUP BY sc.model_id, sc.scope_key, w.name
+)
+SELECT g.model_id::text AS model_id,
+       g.scope_key::text AS scope_key,
+       g.last_performed_at::timestamptz AS last_performed_at,
+       w.name::text AS window_name,
+       coalesce(wm.mean, 0)::double precision AS window_value
+FROM groups g
+CROSS JOIN windows w
+LEFT JOIN window_means wm
+       ON wm.model_id = g.model_id AND wm.scope_key = g.scope_key AND wm.name = w.name
+ORDER BY g.model_id, g.scope_key, w.ord;
+
+-- ScheduleListForReport gives the horizon of each scope_key, which report rows flatten as
+-- `horizon` for the UI's filters.
+-- name: ScheduleListForReport :many
+SELECT scope_key, scope_template, resolve_horizon_seconds
+FROM scheduled_prediction_configs
+ORDER BY scope_key;
+
+-- PredictionScopeLatestGet is the scope of a model's newest prediction on a scope_key,
+-- shown on /reports/models/params rows. The (model_id, performed_at) index serves it
+-- backwards.
+-- name: PredictionScopeLatestGet :one
+SELECT p.scope
+FROM predictions p
+WHERE p.model_id = @model_id::text
+  AND p.scope_key = @scope_key::text
+  AND p.performed_at <= @end_ts::timestamptz
+ORDER BY p.performed_at DESC
+LIMIT 1;
+
+-- SnapshotLatestList is the newest snapshot of each model (overall, or also per scope when
+-- by_scope) whose period overlaps [start_ts, end_ts].
+-- name: SnapshotLatestList :many
+SELECT DISTINCT ON (sn.model_id, sn.scope_key)
+       sn.model_id,
+       sn.scope_key,
+       sn.period_start,
+       sn.period_end,
+       sn.result_summary
+FROM snapshots sn
+JOIN models m ON m.id = sn.model_id
+WHERE sn.period_end >= @start_ts::timestamptz
+  AND sn.period_start <= @end_ts::timestamptz
+  AND (@by_scope::boolean OR sn.scope_key = '')
+  AND (cardinality(@model_ids::text[]) = 0 OR sn.model_id = ANY(@model_ids::text[]))
+  AND (@include_virtual::boolean OR NOT m.virtual)
+ORDER BY sn.model_id, sn.scope_key, sn.period_start DESC;
+
+-- SnapshotListForSeries is /reports/models/metrics: the overall snapshots of the models
+-- whose period overlaps [start_ts, end_ts], per model in time order. Callers pass a start
+-- reaching back by the longest window so the rolling window values of the first points
+-- see their full window.
+-- name: SnapshotListForSeries :many
+SELECT sn.model_id,
+       sn.period_start,
+       sn.period_end,
+       sn.prediction_count,
+       sn.result_summary,
+       sn.updated_at
+FROM snapshots sn
+JOIN models m ON m.id = sn.model_id
+WHERE sn.scope_key = ''
+  AND sn.period_end >= @start_ts::timestamptz
+  AND sn.period_start <= @end_ts::timestamptz
+  AND (cardinality(@model_ids::text[]) = 0 OR sn.model_id = ANY(@model_ids::text[]))
+  AND (@include_virtual::boolean OR NOT m.virtual)
+ORDER BY sn.model_id, sn.period_end, sn.period_start
+LIMIT @max_rows::integer;
+
+-- SnapshotListNewest is /reports/snapshots: the newest snapshots first (the Python engine
+-- returned the oldest N), optionally of one model and of periods overlapping
+-- [since, until]. scope_key '' is the overall snapshot of a model.
+-- name: SnapshotListNewest :many
+SELECT sn.id,
+       sn.model_id,
+       sn.scope_key,
+       sn.period_start,
+       sn.period_end,
+       sn.prediction_count,
+       sn.result_summary,
+       sn.created_at
+FROM snapshots sn
+JOIN models m ON m.id = sn.model_id
+WHERE sn.scope_key = @scope_key::text
+  AND (sqlc.narg('model_id')::text IS NULL OR sn.model_id = sqlc.narg('model_id')::text)
+  AND (cardinality(@model_ids::text[]) = 0 OR sn.model_id = ANY(@model_ids::text[]))
+  AND (sqlc.narg('since')::timestamptz IS NULL OR sn.period_end >= sqlc.narg('since')::timestamptz)
+  AND (sqlc.narg('until')::timestamptz IS NULL OR sn.period_start <= sqlc.narg('until')::timestamptz)
+  AND (@include_virtual::boolean OR NOT m.virtual)
+ORDER BY sn.period_start DESC, sn.model_id
+LIMIT @max_rows::integer;
+
+-- PredictionListForReportNewest is /reports/predictions: the newest max_rows predictions
+-- performed in [start_ts, end_ts] with their scores and schedule horizon. Taking the newest
+-- (the handler returns them oldest first) keeps a capped answer useful: a chart wants the
+-- recent end of its range.
+-- name: PredictionListForReportNewest :many
+SELECT p.model_id,
+       p.prediction_config_id,
+       p.scope_key,
+       p.scope,
+       p.status,
+       p.failed_reason,
+       p.performed_at,
+       c.resolve_horizon_seconds,
+       s.value AS score_value,
+       s.success AS score_success,
+       s.failed_reason AS score_failed_reason,
+       s.scored_at
+FROM predictions p
+JOIN models m ON m.id = p.model_id
+JOIN scheduled_prediction_configs c ON c.id = p.prediction_config_id
+LEFT JOIN scores s ON s.prediction_id = p.id AND s.slot_at = p.slot_at
+WHERE p.performed_at >= @start_ts::timestamptz
+  AND p.performed_at <= @end_ts::timestamptz
+  AND (cardinality(@model_ids::text[]) = 0 OR p.model_id = ANY(@model_ids::text[]))
+  AND (@include_virtual::boolean OR NOT m.virtual)
+ORDER BY p.performed_at DESC, p.model_id DESC
+LIMIT @max_rows::integer;
+
+-- FeedSummaryListForReport is /reports/feeds: one row per scope that has a watermark or
+-- records. Oldest and newest come from the primary key (ordered scans with LIMIT 1 that
+-- touch one partition each). record_count counts the records exactly up to count_cap
+-- rows through an index-only scan; above the cap it is estimated from the records per
+-- second of the newest count_cap rows over the scope's whole span (see feedRecordCount).
+-- name: FeedSummaryListForReport :many
+WITH scopes AS (
+    SELECT source, subject, kind, granularity FROM feed_ingestion_state
+    UNION
+    SELECT DISTINCT source, subject, kind, granularity FROM feed_records
+)
+SELECT s.source,
+       s.subject,
+       s.kind,
+       s.granularity,
+       coalesce(c.n, 0)::bigint AS counted,
+       c.cap_ts,
+       o.ts_event AS oldest_ts,
+       n.ts_event AS newest_ts,
+       st.last_event_ts AS watermark_ts,
+       st.updated_at AS watermark_updated_at
+FROM scopes s
+LEFT JOIN feed_ingestion_state st USING (source, subject, kind, granularity)
+LEFT JOIN LATERAL (
+    SELECT r.ts_event FROM feed_records r
+    WHERE r.source = s.source AND r.subject = s.subject AND r.kind = s.kind AND r.granularity = s.granularity
+    ORDER BY r.ts_event
+    LIMIT 1
+) o ON true
+LEFT JOIN LATERAL (
+    SELECT r.ts_event FROM feed_records r
+    WHERE r.source = s.source AND r.subject = s.subject AND r.kind = s.kind AND r.granularity = s.granularity
+    ORDER BY r.ts_event DESC
+    LIMIT 1
+) n ON true
+LEFT JOIN LATERAL (
+    SELECT count(*) AS n, min(t.ts_event) AS cap_ts
+    FROM (
+        SELECT r.ts_event FROM feed_records r
+        WHERE r.source = s.source AND r.subject = s.subject AND r.kind = s.kind AND r.granularity = s.granularity
+        ORDER BY r.ts_event DESC
+        LIMIT @count_cap::integer
+    ) t
+) c ON true
+ORDER BY s.source, s.subject, s.kind, s.granularity;
+
+-- FeedRecordListTail is /reports/feeds/tail: the newest records first, each scope field
+-- optional (the UI sends all four, which makes it a backwards primary key scan).
+-- name: FeedRecordListTail :many
+SELECT * FROM feed_records r
+WHERE (sqlc.narg('source')::text IS NULL OR r.source = sqlc.narg('source')::text)
+  AND (sqlc.narg('subject')::text IS NULL OR r.subject = sqlc.narg('subject')::text)
+  AND (sqlc.narg('kind')::text IS NULL OR r.kind = sqlc.narg('kind')::text)
+  AND (sqlc.narg('granularity')::text IS NULL OR r.granularity = sqlc.narg('granularity')::text)
+ORDER BY r.ts_event DESC
+LIMIT @max_rows::integer;
