@@ -112,7 +112,7 @@ func (w *FeedPollWorker) Work(ctx context.Context, job *river.Job[FeedPollArgs])
 	defer cancel()
 	stored := 0
 	err = feed.FetchAll(pollCtx, provider, feed.FetchRequest{
-		Subject: scope.Subject, Kind: scope.Kind, Granularity: scope.Granularity, Start: start, End: now,
+		Subject: scope.Subject, Kind: scope.Kind, Granularity: scope.Granularity, Start: start, End: now, Limit: feedPageSize,
 	}, func(page []feed.Record) error {
 		n, err := w.deps.storePage(ctx, scope, page, phase, nil)
 		stored += n
@@ -305,3 +305,7 @@ func (f *Feeds) Provider(name string) (feed.Provider, error) {
 	f.providers[name] = p
 	return p, nil
 }
+
+// feedPageSize is the page size asked of providers: Binance's maximum, and a transaction
+// size that keeps each page's commit short.
+const feedPageSize = 1000

@@ -33,6 +33,8 @@ type Deps struct {
 	Now func() time.Time
 	// Scoring is set in processes that run the score role.
 	Scoring *Scoring
+	// Predicting is set in processes that run the predict role.
+	Predicting *Predicting
 	// Feeds builds and caches feed providers (feed role).
 	Feeds *Feeds
 	// partitions remembers the daily partitions known to exist.
@@ -69,10 +71,12 @@ func (d *Deps) now() time.Time {
 // that whichever process is River's leader can schedule and rescue any job; roles decide
 // only which queues a process works.
 func Register(workers *river.Workers, deps *Deps) {
+	river.AddWorker(workers, &BackfillWorker{deps: deps})
 	river.AddWorker(workers, &FeedPollWorker{deps: deps})
 	river.AddWorker(workers, &LeaderboardRefreshWorker{deps: deps})
 	river.AddWorker(workers, &MaintenanceWorker{deps: deps})
 	river.AddWorker(workers, &PredictScheduleWorker{deps: deps})
+	river.AddWorker(workers, &PredictWorker{deps: deps})
 	river.AddWorker(workers, &ScoreWorker{deps: deps})
 }
 

@@ -58,8 +58,14 @@ type ScoreWorker struct {
 	deps *Deps
 }
 
-// Timeout bounds a scoring run; a long backlog is worked over several runs.
-func (w *ScoreWorker) Timeout(*river.Job[ScoreArgs]) time.Duration { return 10 * time.Minute }
+// scoreSlice is how long one run keeps taking batches; a longer backlog is worked by the
+// next runs, so a run never outlives River's stuck-job rescue.
+const scoreSlice = time.Minute
+
+// Timeout bounds a scoring run: the slice plus one batch.
+func (w *ScoreWorker) Timeout(*river.Job[ScoreArgs]) time.Duration {
+	return scoreSlice + 30*time.Second
+}
 
 // Work scores batch after batch.
 func (w *ScoreWorker) Work(ctx context.Context, job *river.Job[ScoreArgs]) error {
@@ -68,7 +74,8 @@ func (w *ScoreWorker) Work(ctx context.Context, job *river.Job[ScoreArgs]) error
 	}
 	var cursor *dueCursor
 	total := 0
-	for {
+	started := time.Now()
+	for time.Since(started) < scoreSlice {
 		n, next, err := w.scoreBatch(ctx, cursor)
 		if err != nil {
 			return err

@@ -1,0 +1,240 @@
+package jobs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+
+	"github.com/crunchnode/crunch-node/internal/dbsqlc"
+	"github.com/crunchnode/crunch-node/internal/feed"
+	"github.com/crunchnode/crunch-node/internal/modelrunner"
+	"github.com/crunchnode/crunch-node/internal/postgres"
+	"github.com/crunchnode/crunch-node/internal/predict"
+)
+
+// Predicting is what the predict worker needs beyond the database: the model runner
+// (kept connected by the predict role's model source), the normalizer and the output
+// validator.
+type Predicting struct {
+	Normalizer feed.Normalizer
+	Runner     *modelrunner.Runner
+	Symbols    feed.SymbolMap
+	Validator  predict.Validator
+}
+
+// PredictWorker runs one tick: it builds the input from the newest feed records, sends
+// feed_update to every ready model, calls the configured method, and stores every model's
+// prediction (PENDING, FAILED with its reason, or ABSENT) with the job's completion in one
+// transaction. A retried tick stores nothing twice: ids are deterministic per (model,
+// scope, slot) and the insert ignores conflicts.
+type PredictWorker struct {
+	river.WorkerDefaults[PredictArgs]
+	deps *Deps
+}
+
+// Timeout covers two model calls at their deadline plus the database work.
+func (w *PredictWorker) Timeout(*river.Job[PredictArgs]) time.Duration {
+	return 2*w.deps.Config.ModelTimeout() + 10*time.Second
+}
+
+// Work runs the tick.
+func (w *PredictWorker) Work(ctx context.Context, job *river.Job[PredictArgs]) error {
+	p := w.deps.Predicting
+	if p == nil || p.Runner == nil {
+		return errors.New("this process has no model runner (predict role)")
+	}
+	started := time.Now()
+	queries := dbsqlc.New()
+	schedule, err := queries.ScheduleGet(ctx, w.deps.Pool, job.Args.ConfigID)
+	if err != nil {
+		if errors.Is(postgres.Interpret(err), postgres.ErrNotFound) {
+			return nil
+		}
+		return fmt.Errorf("reading schedule %d: %w", job.Args.ConfigID, err)
+	}
+	if !schedule.Active {
+		return nil
+	}
+	cfg := w.deps.Config
+	horizon := time.Duration(schedule.ResolveHorizonSeconds) * time.Second
+	var template map[string]any
+	_ = json.Unmarshal(schedule.ScopeTemplate, &template)
+	scope := predict.BuildScope(cfg.Crunch.Scope, template, horizon, predict.FeedDefaults{
+		Granularity: cfg.FeedGranularity, Kind: cfg.FeedKind, Source: cfg.FeedSource, Subject: w.deps.scheduleSubject(schedule),
+	})
+	subject := str(scope["subject"])
+
+	records, err := queries.FeedRecordListNewest(ctx, w.deps.Pool, &dbsqlc.FeedRecordListNewestParams{
+		Source: str(scope["source"]), Subject: subject, Kind: str(scope["kind"]), Granularity: str(scope["granularity"]),
+		MaxRows: int32(cfg.FeedCandlesWindow),
+	})
+	if err != nil {
+		return fmt.Errorf("reading the input window: %w", err)
+	}
+	window := make([]feed.Record, len(records))
+	for i, r := range records {
+		values := map[string]float64{}
+		_ = json.Unmarshal(r.Payload, &values)
+		window[len(records)-1-i] = feed.Record{Source: r.Source, Subject: r.Subject, Kind: r.Kind, Granularity: r.Granularity, TsEvent: r.TSEvent, Values: values}
+	}
+	input := p.Normalizer.Normalize(subject, window, p.Symbols)
+	inputJSON, err := json.Marshal(input)
+	if err != nil {
+		return fmt.Errorf("encoding input: %w", err)
+	}
+	inputBuilt := time.Now()
+
+	p.Runner.Call(ctx, "feed_update", json.RawMessage(inputJSON))
+	feedUpdated := time.Now()
+
+	args, err := predict.Arguments(cfg.Crunch.CallMethod.Args, scope)
+	if err != nil {
+		return fmt.Errorf("building arguments of %s: %w", schedule.ScopeKey, err)
+	}
+	results, err := p.Runner.Call(ctx, cfg.Crunch.CallMethod.Method, args...)
+	if err != nil {
+		return fmt.Errorf("calling %s: %w", cfg.Crunch.CallMethod.Method, err)
+	}
+	predicted := time.Now()
+
+	outcomes := make([]predict.Outcome, 0, len(results))
+	answered := map[string]bool{}
+	for _, result := range results {
+		outcomes = append(outcomes, predict.Classify(result, p.Validator))
+		answered[result.Model.ID] = true
+	}
+	known, err := queries.ModelList(ctx, w.deps.Pool, false)
+	if err != nil {
+		return fmt.Errorf("listing models: %w", err)
+	}
+	for _, m := range known {
+		if m.State == string(modelrunner.StateRunning) && !answered[m.ID] {
+			outcomes = append(outcomes, predict.Outcome{
+				ModelID: m.ID, Status: predict.StatusAbsent, Output: map[string]any{},
+				Reason: "model was not ready to answer",
+			})
+		}
+	}
+
+	now := w.deps.now().UTC()
+	timing := map[string]any{
+		"data_loaded_us":       inputBuilt.Sub(started).Microseconds(),
+		"feed_update_us":       feedUpdated.Sub(inputBuilt).Microseconds(),
+		"model_execution_us":   predicted.Sub(feedUpdated).Microseconds(),
+		"job_scheduled_at":     job.ScheduledAt,
+		"pickup_delay_us":      started.Sub(job.ScheduledAt).Microseconds(),
+		"models_called":        len(results),
+		"models_dispatched_at": feedUpdated.UTC(),
+		"models_completed_at":  predicted.UTC(),
+		"input_window_records": len(window),
+	}
+	meta := map[string]any{"timing": timing}
+	if len(window) > 0 {
+		meta["data_age_ms"] = now.Sub(window[len(window)-1].TsEvent).Milliseconds()
+	}
+	metaJSON, _ := json.Marshal(meta)
+	scopeJSON, _ := json.Marshal(scope)
+
+	inputID := predict.InputID(schedule.ID, job.Args.SlotAt)
+	params := &dbsqlc.PredictionInsertManyParams{
+		InputID: inputID, PerformedAt: now, PredictionConfigID: schedule.ID,
+		ResolvableAt: now.Add(horizon), Scope: scopeJSON, ScopeKey: schedule.ScopeKey, SlotAt: job.Args.SlotAt,
+	}
+	for _, o := range outcomes {
+		output, err := json.Marshal(o.Output)
+		if err != nil {
+			output = json.RawMessage(`{}`)
+		}
+		params.ExecTimeMs = append(params.ExecTimeMs, o.ExecTimeMs)
+		params.FailedReasons = append(params.FailedReasons, o.Reason)
+		params.IDs = append(params.IDs, predict.PredictionID(o.Status, o.ModelID, schedule.ScopeKey, job.Args.SlotAt))
+		params.InferenceOutputs = append(params.InferenceOutputs, output)
+		params.Metas = append(params.Metas, metaJSON)
+		params.ModelIDs = append(params.ModelIDs, o.ModelID)
+		params.Statuses = append(params.Statuses, o.Status)
+	}
+	inputMeta, _ := json.Marshal(map[string]any{"records": len(window), "scope_key": schedule.ScopeKey})
+	err = postgres.WithTx(ctx, w.deps.Pool, func(ctx context.Context, tx pgx.Tx) error {
+		if err := w.deps.ensurePartitions(ctx, tx, "predictions", job.Args.SlotAt, job.Args.SlotAt); err != nil {
+			return err
+		}
+		if err := w.deps.ensurePartitions(ctx, tx, "scores", job.Args.SlotAt, job.Args.SlotAt); err != nil {
+			return err
+		}
+		if err := queries.InputInsert(ctx, tx, &dbsqlc.InputInsertParams{
+			ID: inputID, Meta: inputMeta, RawData: inputJSON, ReceivedAt: now, Subject: subject,
+		}); err != nil {
+			return fmt.Errorf("storing input: %w", err)
+		}
+		if len(params.IDs) > 0 {
+			if _, err := queries.PredictionInsertMany(ctx, tx, params); err != nil {
+				return fmt.Errorf("storing %d predictions: %w", len(params.IDs), err)
+			}
+		}
+		if _, err := river.JobCompleteTx[*riverDriver](ctx, tx, job); err != nil {
+			return fmt.Errorf("completing job: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	persisted := time.Now()
+
+	m := w.deps.Metrics.PredictStage
+	m.WithLabelValues("pickup").Observe(started.Sub(job.ScheduledAt).Seconds())
+	m.WithLabelValues("data_loading").Observe(inputBuilt.Sub(started).Seconds())
+	m.WithLabelValues("feed_update").Observe(feedUpdated.Sub(inputBuilt).Seconds())
+	m.WithLabelValues("model_execution").Observe(predicted.Sub(feedUpdated).Seconds())
+	m.WithLabelValues("persistence").Observe(persisted.Sub(predicted).Seconds())
+	m.WithLabelValues("end_to_end").Observe(persisted.Sub(started).Seconds())
+	for _, status := range params.Statuses {
+		w.deps.Metrics.Predictions.WithLabelValues(status).Inc()
+	}
+	w.deps.Logger.DebugContext(ctx, "Predict: tick stored", slog.String("scope_key", schedule.ScopeKey),
+		slog.Time("slot", job.Args.SlotAt), slog.Int("predictions", len(params.IDs)),
+		slog.Int("pending", countOf(params.Statuses, predict.StatusPending)),
+		slog.Duration("took", persisted.Sub(started)))
+	return nil
+}
+
+func countOf(statuses []string, status string) int {
+	n := 0
+	for _, s := range statuses {
+		if s == status {
+			n++
+		}
+	}
+	return n
+}
+
+// MirrorModels writes a model source's snapshot into the models table, so predictions
+// can reference them and reports can name them.
+func MirrorModels(ctx context.Context, db dbsqlc.DBTX, models []modelrunner.ModelInfo) error {
+	queries := dbsqlc.New()
+	ids := make([]string, 0, len(models))
+	for _, m := range models {
+		meta, _ := json.Marshal(map[string]any{"host": m.Host, "port": m.Port})
+		if _, err := queries.ModelUpsert(ctx, db, &dbsqlc.ModelUpsertParams{
+			DeploymentIdentifier: m.DeploymentID, ID: m.ID, Meta: meta, Name: m.Name,
+			PlayerID: m.PlayerID, PlayerName: m.PlayerName, State: string(m.State),
+		}); err != nil {
+			return fmt.Errorf("mirroring model %s: %w", m.ID, err)
+		}
+		ids = append(ids, m.ID)
+	}
+	slices.Sort(ids)
+	if _, err := queries.ModelSetStateExcept(ctx, db, &dbsqlc.ModelSetStateExceptParams{
+		State: string(modelrunner.StateStopped), KeepIds: ids,
+	}); err != nil {
+		return fmt.Errorf("marking vanished models stopped: %w", err)
+	}
+	return nil
+}
