@@ -1,14 +1,10 @@
--- Queries of the report API (internal/api/report_*.go) that the write side does not need.
--- Every list here filters virtual models (ensembles) unless include_virtual is set, and
--- every time-dependent one takes sqlc.narg('now') so tests can pin the clock.
-
 -- LeaderboardLatestGet is the version of the current leaderboard: the newest history row,
 -- which the refresh job appends in the same transaction as it refreshes the view. The
 -- report cache compares its id to decide whether to reload the view. It always returns
--- one row: id 0 and a null created_at while no refresh has run.
+-- one row: id 0 (and created_at the epoch) while no refresh has run.
 -- name: LeaderboardLatestGet :one
 SELECT coalesce(l.id, 0)::bigint AS id,
-       l.created_at
+       coalesce(l.created_at, 'epoch')::timestamptz AS created_at
 FROM (SELECT 1) AS one
 LEFT JOIN LATERAL (
     SELECT id, created_at FROM leaderboards ORDER BY id DESC LIMIT 1
@@ -22,8 +18,10 @@ LEFT JOIN LATERAL (
 -- decides them.
 -- name: ScoreWindowList :many
 WITH windows AS (
-    SELECT w.name, w.seconds, w.ord
-    FROM unnest(@window_names::text[], @window_seconds::integer[]) WITH ORDINALITY AS w (name, seconds, ord)
+    SELECT (@window_names::text[])[i] AS name,
+           (@window_seconds::integer[])[i] AS seconds,
+           i AS ord
+    FROM generate_subscripts(@window_names::text[], 1) AS i
 ),
 scored AS (
     SELECT s.model_id,
@@ -172,7 +170,8 @@ ORDER BY p.performed_at DESC, p.model_id DESC
 LIMIT @max_rows::integer;
 
 -- FeedSummaryListForReport is /reports/feeds: one row per scope that has a watermark or
--- records. Oldest and newest come from the primary key (ordered scans with LIMIT 1 that
+-- records (has_records false: oldest, newest and cap_ts are the epoch then). Oldest and
+-- newest come from the primary key (ordered scans with LIMIT 1 that
 -- touch one partition each). record_count counts the records exactly up to count_cap
 -- rows through an index-only scan; above the cap it is estimated from the records per
 -- second of the newest count_cap rows over the scope's whole span (see feedRecordCount).
@@ -186,10 +185,11 @@ SELECT s.source,
        s.subject,
        s.kind,
        s.granularity,
+       (o.ts_event IS NOT NULL)::boolean AS has_records,
        coalesce(c.n, 0)::bigint AS counted,
-       c.cap_ts,
-       o.ts_event AS oldest_ts,
-       n.ts_event AS newest_ts,
+       coalesce(c.cap_ts, 'epoch')::timestamptz AS cap_ts,
+       coalesce(o.ts_event, 'epoch')::timestamptz AS oldest_ts,
+       coalesce(n.ts_event, 'epoch')::timestamptz AS newest_ts,
        st.last_event_ts AS watermark_ts,
        st.updated_at AS watermark_updated_at
 FROM scopes s

@@ -12,7 +12,9 @@ import (
 	"github.com/danielgtaylor/huma/v2/adapters/humachi"
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
 
 	"github.com/crunchnode/crunch-node/internal/config"
 	"github.com/crunchnode/crunch-node/internal/telemetry"
@@ -24,6 +26,8 @@ type Deps struct {
 	Logger  *slog.Logger
 	Metrics *telemetry.Metrics
 	Pool    *pgxpool.Pool
+	// River enqueues jobs (backfills); nil in processes that only read.
+	River   *river.Client[pgx.Tx]
 	Version string
 
 	// Warnings returns conditions the node runs with but an operator should fix (for
@@ -56,6 +60,7 @@ func NewHandler(deps Deps) (http.Handler, huma.API) {
 	api := humachi.New(router, humaConfig)
 
 	registerHealth(api, deps)
+	registerBackfill(api, deps)
 	registerReports(api, deps)
 	for _, register := range deps.Register {
 		register(api)

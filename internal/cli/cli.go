@@ -37,10 +37,12 @@ type environment struct {
 
 func commands() []command {
 	return []command{
+		{"backfill", "fetch a historical range into feed_records (--from, --to, --subject …) with a progress bar", runBackfill},
 		{"config", "print the effective configuration, secrets redacted", runConfig},
 		{"dev", "create and migrate the database, then run every role with local defaults", runDev},
 		{"healthcheck", "exit 0 when the local report API answers /healthz with ok", runHealthcheck},
 		{"migrate", "create the database if needed and apply all migrations (--reset drops it first)", runMigrate},
+		{"model-server", "serve an example model over the CrunchDAO model-runner protocol (--model, --port, fault flags)", runModelServer},
 		{"run", "run the node (--roles feed,predict,score,report; default all)", runRun},
 		{"version", "print the version", runVersion},
 	}

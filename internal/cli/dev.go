@@ -32,5 +32,5 @@ func runDev(ctx context.Context, env *environment, args []string) error {
 		case <-ctx.Done():
 		}
 	}()
-	return runNode(ctx, nodeOptions{cfg: cfg, logger: logger, roles: jobs.AllRoles, stdout: env.stdout, ready: ready})
+	return runNode(ctx, nodeOptions{cfg: cfg, logger: logger, roles: jobs.AllRoles, stdout: env.stdout, ready: ready, workspace: *dir})
 }

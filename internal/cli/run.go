@@ -42,7 +42,7 @@ func runRun(ctx context.Context, env *environment, args []string) error {
 		return err
 	}
 	logger := newLogger(cfg, stderrOr(env.stdout))
-	return runNode(ctx, nodeOptions{cfg: cfg, logger: logger, roles: roles, stdout: env.stdout})
+	return runNode(ctx, nodeOptions{cfg: cfg, logger: logger, roles: roles, stdout: env.stdout, workspace: *dir})
 }
 
 type nodeOptions struct {
@@ -57,6 +57,8 @@ type nodeOptions struct {
 	ready chan<- string
 	// riverClientID names this process in River's tables; empty lets River pick one.
 	riverClientID string
+	// workspace is the root relative paths in the configuration are resolved from.
+	workspace string
 }
 
 // runNode runs the roles until ctx ends, then shuts down gracefully: the HTTP server stops
@@ -80,7 +82,24 @@ func runNode(ctx context.Context, opts nodeOptions) error {
 	}
 	defer riverPool.Close()
 
-	deps := &jobs.Deps{Config: cfg, Logger: logger, Metrics: metrics, Pool: pool}
+	if err := jobs.SyncConfig(ctx, pool, cfg, logger); err != nil {
+		return fmt.Errorf("synchronising the configuration into the database: %w", err)
+	}
+	warn := &warnings{}
+	deps := &jobs.Deps{Config: cfg, Logger: logger, Metrics: metrics, Pool: pool, Feeds: jobs.NewFeeds(cfg)}
+	if opts.roles.Has(jobs.RolePredict) {
+		predicting, stopModels, err := startPredicting(ctx, cfg, opts.workspace, pool, logger)
+		if err != nil {
+			return err
+		}
+		defer stopModels()
+		deps.Predicting = predicting
+	}
+	if opts.roles.Has(jobs.RoleScore) {
+		if deps.Scoring, err = buildScoring(ctx, cfg, opts.workspace, logger, warn); err != nil {
+			return err
+		}
+	}
 	riverConfig := jobs.ClientConfig(deps, opts.roles)
 	riverConfig.ID = opts.riverClientID
 	riverClient, err := river.NewClient(riverpgxv5.New(riverPool), riverConfig)
@@ -93,11 +112,13 @@ func runNode(ctx context.Context, opts nodeOptions) error {
 	var address string
 	if opts.roles.Has(jobs.RoleReport) {
 		handler, _ := api.NewHandler(api.Deps{
-			Config:  cfg,
-			Logger:  logger,
-			Metrics: metrics,
-			Pool:    pool,
-			Version: Version,
+			Config:   cfg,
+			Logger:   logger,
+			Metrics:  metrics,
+			Pool:     pool,
+			River:    riverClient,
+			Version:  Version,
+			Warnings: warn.list,
 		})
 		listener := opts.listener
 		if listener == nil {

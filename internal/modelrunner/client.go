@@ -1,0 +1,680 @@
+package modelrunner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/status"
+
+	"github.com/crunchnode/crunch-node/internal/modelrunner/mrpb"
+	"github.com/crunchnode/crunch-node/internal/modelrunner/variant"
+)
+
+// Application status codes a model runner answers with.
+const (
+	CodeBadImplementation  = "BAD_IMPLEMENTATION"
+	CodeFailedPrecondition = "FAILED_PRECONDITION"
+	CodeInvalidArgument    = "INVALID_ARGUMENT"
+	CodeModelFailed        = "MODEL_FAILED"
+	CodeSetupFailed        = "SETUP_FAILED"
+	CodeSuccess            = "SUCCESS"
+)
+
+// Status is the outcome of one call, as the predict role records it.
+type Status string
+
+// Call outcomes. FAILED means the model answered but not usefully; TIMEOUT
+// means it did not answer in time (or could not be reached, or was skipped).
+const (
+	StatusFailed  Status = "FAILED"
+	StatusSuccess Status = "SUCCESS"
+	StatusTimeout Status = "TIMEOUT"
+)
+
+// Reasons for a TIMEOUT without a gRPC error. They are errors so callers can
+// tell them apart with errors.Is.
+var (
+	// ErrBusy: a previous call to the same model is still in flight. The
+	// model runner executes one call at a time and would refuse a second
+	// one, so it is not sent.
+	ErrBusy = errors.New("model is busy with a previous call")
+	// ErrCoolingDown: the model timed out recently and this call is skipped
+	// to let it recover.
+	ErrCoolingDown = errors.New("model is cooling down after timeouts")
+	// ErrNotReady: the model is not connected and set up (yet or any more).
+	ErrNotReady = errors.New("model is not ready")
+)
+
+// StatusError is a non-SUCCESS application status answered by a model.
+type StatusError struct {
+	Code    string
+	Message string
+}
+
+func (e *StatusError) Error() string {
+	if e.Message == "" {
+		return e.Code
+	}
+	return e.Code + ": " + e.Message
+}
+
+// Result is one model's answer to one call.
+type Result struct {
+	// Code is the application status code (e.g. MODEL_FAILED) or, for
+	// transport errors, the gRPC code name (e.g. DeadlineExceeded).
+	Code string
+	// Err says why Status is not SUCCESS.
+	Err error
+	// ExecTime is measured on the client, from the call to its answer.
+	ExecTime time.Duration
+	Model    ModelInfo
+	Status   Status
+	// Type is the Variant tag of the answer (NONE when the method returned
+	// nothing).
+	Type mrpb.VariantType
+	// Value is the decoded answer; see variant.Decode for the Go types. JSON
+	// answers may contain NaN/±Inf floats; check them with
+	// variant.CheckFinite.
+	Value any
+}
+
+// ClientState is where a client is in its life.
+type ClientState string
+
+// Client states.
+const (
+	// ClientClosed: Close was called.
+	ClientClosed ClientState = "CLOSED"
+	// ClientPending: connecting and calling Setup; not callable.
+	ClientPending ClientState = "PENDING"
+	// ClientReady: set up and callable.
+	ClientReady ClientState = "READY"
+	// ClientRetired: given up on and reported; not callable until the
+	// source brings a new run.
+	ClientRetired ClientState = "RETIRED"
+)
+
+// ClientStats is a snapshot of a client's bookkeeping.
+type ClientStats struct {
+	ConsecutiveFailures int
+	ConsecutiveTimeouts int
+	// Cooldown is how many upcoming calls will be skipped.
+	Cooldown int
+	// Reconnects counts channel replacements after failed health checks
+	// and re-Setups after FAILED_PRECONDITION.
+	Reconnects int
+	// Reported is the failure code reported for this run, if any.
+	Reported FailureCode
+	State    ClientState
+}
+
+// ClientOptions configures per-model clients. Zero values take the defaults
+// named on each field (those of crunch-node, not of the Python library).
+type ClientOptions struct {
+	// BaseClassName is the Setup className: the dotted name of the base
+	// class the participant subclassed. Default "cruncher.ModelBaseClass".
+	BaseClassName string
+
+	// CallTimeout is the deadline of each Call. Default 60s, like
+	// MODEL_RUNNER_TIMEOUT_SECONDS.
+	CallTimeout time.Duration
+
+	// ConnectTimeout bounds waiting for both channels to connect, per Setup
+	// attempt. Default 10s.
+	ConnectTimeout time.Duration
+
+	// DialOptions are appended to the gRPC dial options (e.g. a bufconn
+	// dialer in tests).
+	DialOptions []grpc.DialOption
+
+	// HealthTimeout is the deadline of a health check. Default 10s.
+	HealthTimeout time.Duration
+
+	// Logger; nil discards.
+	Logger *slog.Logger
+
+	// MaxConsecutiveFailures: once the failure count exceeds it, the model
+	// is reported MULTIPLE_FAILED. Default 100.
+	MaxConsecutiveFailures int
+
+	// MaxConsecutiveTimeouts: once the timeout count exceeds it, the model
+	// is reported MULTIPLE_TIMEOUT. Default 100.
+	MaxConsecutiveTimeouts int
+
+	// MaxResponseBytes caps an answer's size. Default 4 MiB, Python's limit.
+	MaxResponseBytes int
+
+	// Now is the clock for ExecTime; nil means time.Now.
+	Now func() time.Time
+
+	// Report delivers failure reports, typically Source.ReportFailure. Nil
+	// only logs them (like the Python client's report_failure=False).
+	Report func(ctx context.Context, report FailureReport) error
+
+	// Security secures the connections. Nil means Insecure.
+	Security Security
+
+	// SetupAttempts is how many times connect+Setup is tried. Default 5.
+	SetupAttempts int
+
+	// SetupBackoff is the wait after the first failed attempt; it doubles
+	// after each. Default 2s.
+	SetupBackoff time.Duration
+
+	// SetupTimeout is the deadline of one Setup RPC. Default 60s (the Python
+	// client has none, so a hung constructor blocks it forever).
+	SetupTimeout time.Duration
+}
+
+func (o ClientOptions) withDefaults() ClientOptions {
+	if o.BaseClassName == "" {
+		o.BaseClassName = "cruncher.ModelBaseClass"
+	}
+	if o.CallTimeout <= 0 {
+		o.CallTimeout = 60 * time.Second
+	}
+	if o.ConnectTimeout <= 0 {
+		o.ConnectTimeout = 10 * time.Second
+	}
+	if o.HealthTimeout <= 0 {
+		o.HealthTimeout = 10 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.MaxConsecutiveFailures <= 0 {
+		o.MaxConsecutiveFailures = 100
+	}
+	if o.MaxConsecutiveTimeouts <= 0 {
+		o.MaxConsecutiveTimeouts = 100
+	}
+	if o.MaxResponseBytes <= 0 {
+		o.MaxResponseBytes = 4 << 20
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Security == nil {
+		o.Security = Insecure{}
+	}
+	if o.SetupAttempts <= 0 {
+		o.SetupAttempts = 5
+	}
+	if o.SetupBackoff <= 0 {
+		o.SetupBackoff = 2 * time.Second
+	}
+	if o.SetupTimeout <= 0 {
+		o.SetupTimeout = 60 * time.Second
+	}
+	return o
+}
+
+// windowSize is the HTTP/2 flow-control window per stream and connection.
+const windowSize = 8 << 20
+
+// reportTimeout bounds delivering one failure report.
+const reportTimeout = 10 * time.Second
+
+// Client talks to one model run. It keeps at most one call in flight, keeps
+// the failure and timeout bookkeeping of the protocol, health-checks the model
+// on a separate channel, and reports the model when it gives up on it.
+type Client struct {
+	cancel   context.CancelFunc
+	ctx      context.Context
+	id       string     // immutable copy of info.ID, readable without mu
+	inflight sync.Mutex // held for the duration of one Call RPC; TryLock only
+	logger   *slog.Logger
+	opts     ClientOptions
+	repairs  atomic.Bool // a health check or re-Setup is under way
+	wg       sync.WaitGroup
+
+	mu         sync.Mutex // guards everything below
+	conn       *grpc.ClientConn
+	cooldown   int
+	failures   int
+	health     healthpb.HealthClient
+	healthConn *grpc.ClientConn
+	info       ModelInfo
+	reconnects int
+	reported   FailureCode
+	state      ClientState
+	stub       mrpb.DynamicSubclassServiceClient
+	timeouts   int
+}
+
+// NewClient prepares a client for one model run. Connections are made lazily;
+// call Setup before Call.
+func NewClient(info ModelInfo, opts ClientOptions) (*Client, error) {
+	opts = opts.withDefaults()
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &Client{
+		cancel: cancel,
+		ctx:    ctx,
+		id:     info.ID,
+		info:   info,
+		logger: opts.Logger.With(slog.String("model_id", info.ID), slog.String("deployment_id", info.DeploymentID)),
+		opts:   opts,
+		state:  ClientPending,
+	}
+	if err := c.dialLocked(); err != nil {
+		cancel()
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Client) dialLocked() error {
+	secOpts, err := c.opts.Security.DialOptions(c.info)
+	if err != nil {
+		return fmt.Errorf("securing connection to model %s: %w", c.info.ID, err)
+	}
+	opts := append(secOpts,
+		grpc.WithConnectParams(grpc.ConnectParams{
+			// Reconnect fast: a model that restarts should be back in
+			// a second, not after grpc's default 2-minute backoff.
+			Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
+			MinConnectTimeout: c.opts.ConnectTimeout,
+		}),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(c.opts.MaxResponseBytes)),
+		// Fixed flow-control windows turn off BDP estimation, whose pings
+		// add a round of writes to most calls; answers are small and the
+		// windows cover the largest allowed one.
+		grpc.WithInitialWindowSize(windowSize),
+		grpc.WithInitialConnWindowSize(windowSize),
+		// No pings without calls: servers answer too-frequent pings with
+		// GOAWAY.
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 5 * time.Minute, Timeout: 20 * time.Second}),
+	)
+	opts = append(opts, c.opts.DialOptions...)
+	target := "passthrough:///" + c.info.Addr()
+	conn, err := grpc.NewClient(target, opts...)
+	if err != nil {
+		return fmt.Errorf("creating connection to model %s: %w", c.info.ID, err)
+	}
+	// Health checks get their own channel so that a model busy with a long
+	// call still answers them.
+	healthConn, err := grpc.NewClient(target, opts...)
+	if err != nil {
+		_ = conn.Close()
+		return fmt.Errorf("creating health connection to model %s: %w", c.info.ID, err)
+	}
+	c.conn, c.healthConn = conn, healthConn
+	c.stub = mrpb.NewDynamicSubclassServiceClient(conn)
+	c.health = healthpb.NewHealthClient(healthConn)
+	return nil
+}
+
+// Info returns the model this client talks to.
+func (c *Client) Info() ModelInfo {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.info
+}
+
+// UpdateInfo refreshes names and other details of the same run (same
+// deployment and address); it does not reconnect.
+func (c *Client) UpdateInfo(info ModelInfo) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.info = info
+}
+
+// Stats returns the client's bookkeeping.
+func (c *Client) Stats() ClientStats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return ClientStats{
+		ConsecutiveFailures: c.failures,
+		ConsecutiveTimeouts: c.timeouts,
+		Cooldown:            c.cooldown,
+		Reconnects:          c.reconnects,
+		Reported:            c.reported,
+		State:               c.state,
+	}
+}
+
+// Ready reports whether the model can be called.
+func (c *Client) Ready() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.state == ClientReady
+}
+
+// Close drops the connections and stops background work. A closed client is
+// never called again.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	c.state = ClientClosed
+	conn, healthConn := c.conn, c.healthConn
+	c.mu.Unlock()
+	c.cancel()
+	c.wg.Wait()
+	return errors.Join(conn.Close(), healthConn.Close())
+}
+
+// setupError is an application-level Setup refusal; retrying will not help.
+type setupError struct{ *StatusError }
+
+// Setup connects and creates the model instance, retrying transport failures
+// with doubling backoff. On success the client is READY. On failure it is
+// RETIRED and reported: BAD_IMPLEMENTATION as such, other refusals as
+// MULTIPLE_FAILED, and unreachable models as CONNECTION_FAILED.
+func (c *Client) Setup(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(c.ctx, cancel)()
+
+	err := c.setupWithRetries(ctx)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.state != ClientPending {
+		return fmt.Errorf("setting up model %s: client is %s", c.info.ID, c.state)
+	}
+	if err == nil {
+		c.state = ClientReady
+		c.logger.InfoContext(ctx, "Model runner: model ready", slog.String("addr", c.info.Addr()))
+		return nil
+	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("setting up model %s: %w", c.info.ID, ctx.Err())
+	}
+	var se setupError
+	switch {
+	case errors.As(err, &se) && se.Code == CodeBadImplementation:
+		c.retireLocked(FailureBadImplementation, se.Error())
+	case errors.As(err, &se):
+		c.retireLocked(FailureMultipleFailed, se.Error())
+	default:
+		c.retireLocked(FailureConnectionFailed, err.Error())
+	}
+	return fmt.Errorf("setting up model %s: %w", c.info.ID, err)
+}
+
+func (c *Client) setupWithRetries(ctx context.Context) error {
+	wait := c.opts.SetupBackoff
+	var err error
+	for attempt := 1; ; attempt++ {
+		err = c.setupOnce(ctx)
+		var se setupError
+		if err == nil || errors.As(err, &se) || attempt >= c.opts.SetupAttempts {
+			return err
+		}
+		c.logger.WarnContext(ctx, "Model runner: setup attempt failed", slog.Int("attempt", attempt), slog.String("error", err.Error()))
+		timer := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return err
+		case <-timer.C:
+		}
+		wait *= 2
+	}
+}
+
+func (c *Client) setupOnce(ctx context.Context) error {
+	c.mu.Lock()
+	conn, healthConn, stub := c.conn, c.healthConn, c.stub
+	c.mu.Unlock()
+
+	connectCtx, cancel := context.WithTimeout(ctx, c.opts.ConnectTimeout)
+	defer cancel()
+	for _, cc := range []*grpc.ClientConn{conn, healthConn} {
+		if err := waitConnected(connectCtx, cc); err != nil {
+			return fmt.Errorf("connecting to %s: %w", c.info.Addr(), err)
+		}
+	}
+
+	setupCtx, cancel := context.WithTimeout(ctx, c.opts.SetupTimeout)
+	defer cancel()
+	resp, err := stub.Setup(setupCtx, &mrpb.SetupRequest{ClassName: c.opts.BaseClassName}, grpc.WaitForReady(true))
+	if err != nil {
+		return fmt.Errorf("calling Setup: %w", err)
+	}
+	if code := resp.GetStatus().GetCode(); code != CodeSuccess {
+		return setupError{&StatusError{Code: code, Message: resp.GetStatus().GetMessage()}}
+	}
+	return nil
+}
+
+// waitConnected blocks until conn is READY, so an unreachable model fails
+// the attempt within ConnectTimeout instead of hanging in WaitForReady.
+func waitConnected(ctx context.Context, conn *grpc.ClientConn) error {
+	conn.Connect()
+	for {
+		s := conn.GetState()
+		switch s {
+		case connectivity.Ready:
+			return nil
+		case connectivity.Shutdown:
+			return errors.New("connection closed")
+		case connectivity.Idle:
+			conn.Connect()
+		}
+		if !conn.WaitForStateChange(ctx, s) {
+			return fmt.Errorf("still %s: %w", s, ctx.Err())
+		}
+	}
+}
+
+// Call invokes method on the model with pre-encoded arguments (see
+// variant.Args), applying the deadline, the one-call-in-flight rule, the
+// cooldown and the failure/timeout bookkeeping. It never returns an error:
+// every outcome is a Result, so one bad model cannot fail a fan-out.
+func (c *Client) Call(ctx context.Context, method string, args []*mrpb.Argument, kwargs []*mrpb.KwArgument) Result {
+	start := c.opts.Now()
+	c.mu.Lock()
+	res := Result{Model: c.info}
+	if c.state != ClientReady {
+		res.Status, res.Err = StatusTimeout, c.wrap(method, fmt.Errorf("%w (%s)", ErrNotReady, c.state))
+		c.mu.Unlock()
+		return res
+	}
+	if c.cooldown > 0 {
+		c.cooldown--
+		c.onTimeoutLocked(false)
+		res.Status, res.Err = StatusTimeout, c.wrap(method, ErrCoolingDown)
+		c.mu.Unlock()
+		return res
+	}
+	stub := c.stub
+	c.mu.Unlock()
+
+	if !c.inflight.TryLock() {
+		c.mu.Lock()
+		c.onTimeoutLocked(false)
+		c.mu.Unlock()
+		res.Status, res.Err = StatusTimeout, c.wrap(method, ErrBusy)
+		return res
+	}
+	callCtx, cancel := context.WithTimeout(ctx, c.opts.CallTimeout)
+	resp, err := stub.Call(callCtx, &mrpb.CallRequest{MethodName: method, MethodArguments: args, MethodKwArguments: kwargs}, grpc.WaitForReady(true))
+	cancel()
+	c.inflight.Unlock()
+	res.ExecTime = c.opts.Now().Sub(start)
+
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err != nil {
+		st := status.Convert(err)
+		res.Code, res.Err = st.Code().String(), c.wrap(method, err)
+		switch {
+		case ctx.Err() != nil:
+			// The caller gave up (shutdown); not the model's fault.
+			res.Status, res.Err = StatusTimeout, c.wrap(method, fmt.Errorf("caller gave up: %w", ctx.Err()))
+		case st.Code() == codes.ResourceExhausted && strings.Contains(st.Message(), "larger than max"):
+			// The model answered, but too much: a bad answer, not a slow one.
+			res.Status = StatusFailed
+			c.onFailureLocked()
+		default:
+			res.Status = StatusTimeout
+			c.onTimeoutLocked(true)
+		}
+		return res
+	}
+
+	code := resp.GetStatus().GetCode()
+	res.Code = code
+	if code != CodeSuccess {
+		res.Status = StatusFailed
+		res.Err = c.wrap(method, &StatusError{Code: code, Message: resp.GetStatus().GetMessage()})
+		switch code {
+		case CodeBadImplementation:
+			c.retireLocked(FailureBadImplementation, res.Err.Error())
+		case CodeInvalidArgument:
+			// Our request was wrong, not the model: do not count it.
+		case CodeFailedPrecondition:
+			// The runner lost its instance (restarted in place?): set it
+			// up again rather than blaming the model.
+			c.startRepairLocked(c.resetup)
+		default:
+			c.onFailureLocked()
+		}
+		return res
+	}
+	value, err := variant.Decode(resp.GetMethodResponse())
+	if err != nil {
+		res.Status, res.Err = StatusFailed, c.wrap(method, err)
+		c.onFailureLocked()
+		return res
+	}
+	res.Status, res.Type, res.Value = StatusSuccess, resp.GetMethodResponse().GetType(), value
+	c.failures, c.timeouts, c.cooldown = 0, 0, 0
+	return res
+}
+
+func (c *Client) wrap(method string, err error) error {
+	return fmt.Errorf("calling %s on model %s: %w", method, c.info.ID, err)
+}
+
+func (c *Client) onFailureLocked() {
+	c.failures++
+	if c.failures > c.opts.MaxConsecutiveFailures {
+		c.retireLocked(FailureMultipleFailed, fmt.Sprintf("%d consecutive failures", c.failures))
+	}
+}
+
+// onTimeoutLocked counts a timeout. A real (sent) timeout starts a cooldown
+// of ceil(timeouts/2) skipped calls; skipped and unsent calls count too but do
+// not extend it. Every healthThreshold timeouts the model is health-checked
+// and, if it does not answer SERVING, reconnected.
+func (c *Client) onTimeoutLocked(sent bool) {
+	c.timeouts++
+	if sent {
+		c.cooldown = (c.timeouts + 1) / 2
+	}
+	if c.timeouts > c.opts.MaxConsecutiveTimeouts {
+		c.retireLocked(FailureMultipleTimeout, fmt.Sprintf("%d consecutive timeouts", c.timeouts))
+		return
+	}
+	threshold := max(1, c.opts.MaxConsecutiveTimeouts/5)
+	if c.timeouts%threshold == 0 {
+		c.startRepairLocked(c.checkHealth)
+	}
+}
+
+// startRepairLocked runs one health check or re-Setup at a time in the
+// background, so a fan-out never waits for it.
+func (c *Client) startRepairLocked(repair func()) {
+	if c.state != ClientReady || !c.repairs.CompareAndSwap(false, true) {
+		return
+	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		defer c.repairs.Store(false)
+		repair()
+	}()
+}
+
+func (c *Client) checkHealth() {
+	c.mu.Lock()
+	health := c.health
+	c.mu.Unlock()
+	ctx, cancel := context.WithTimeout(c.ctx, c.opts.HealthTimeout)
+	resp, err := health.Check(ctx, &healthpb.HealthCheckRequest{Service: ""})
+	cancel()
+	if err == nil && resp.GetStatus() == healthpb.HealthCheckResponse_SERVING {
+		c.logger.DebugContext(c.ctx, "Model runner: model still serving after timeouts")
+		return
+	}
+	reason := fmt.Sprintf("health status %s", resp.GetStatus())
+	if err != nil {
+		reason = err.Error()
+	}
+	c.logger.WarnContext(c.ctx, "Model runner: model unhealthy, reconnecting", slog.String("reason", reason))
+	c.reconnect()
+}
+
+// reconnect replaces both channels and runs Setup again.
+func (c *Client) reconnect() {
+	c.mu.Lock()
+	if c.state != ClientReady {
+		c.mu.Unlock()
+		return
+	}
+	oldConn, oldHealth := c.conn, c.healthConn
+	if err := c.dialLocked(); err != nil {
+		c.retireLocked(FailureConnectionFailed, err.Error())
+		c.mu.Unlock()
+		return
+	}
+	c.state = ClientPending
+	c.reconnects++
+	c.mu.Unlock()
+	_ = oldConn.Close()
+	_ = oldHealth.Close()
+	_ = c.Setup(c.ctx)
+}
+
+// resetup runs Setup again on the same channels.
+func (c *Client) resetup() {
+	c.mu.Lock()
+	if c.state != ClientReady {
+		c.mu.Unlock()
+		return
+	}
+	c.state = ClientPending
+	c.reconnects++
+	c.mu.Unlock()
+	_ = c.Setup(c.ctx)
+}
+
+// retireLocked gives up on the run and reports it once. The report goes out
+// in the background so the caller (often a fan-out) is not delayed.
+func (c *Client) retireLocked(code FailureCode, reason string) {
+	if c.state == ClientRetired || c.state == ClientClosed {
+		return
+	}
+	c.state = ClientRetired
+	c.reported = code
+	report := FailureReport{
+		Code:         code,
+		DeploymentID: c.info.DeploymentID,
+		Host:         c.info.Host,
+		ModelID:      c.info.ID,
+		Reason:       reason,
+	}
+	c.logger.WarnContext(c.ctx, "Model runner: giving up on model", slog.String("failure_code", string(code)), slog.String("reason", reason))
+	if c.opts.Report == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), reportTimeout)
+	go func() {
+		defer cancel()
+		if err := c.opts.Report(ctx, report); err != nil {
+			c.logger.ErrorContext(ctx, "Model runner: reporting failure", slog.String("error", err.Error()))
+		}
+	}()
+}

@@ -1,0 +1,38 @@
+// Package modelrunner is the coordinator's side of CrunchDAO's model-runner
+// protocol: it finds participant models, keeps a gRPC client per model, and
+// calls a method on all of them at once.
+//
+// The pieces, from the wire up:
+//
+//   - mrpb: Go code generated from our own copy of the protocol (proto/),
+//     with the upstream proto packages, service and field numbers.
+//   - variant: the (type tag, bytes) value encoding, including Python's
+//     NaN/Infinity JSON.
+//   - Client: one model run. At most one call in flight (the model runner
+//     refuses a second one), a deadline per call, and the bookkeeping that
+//     decides when to give up on a model: consecutive failures and timeouts,
+//     a cooldown after timeouts, health checks on a separate channel, and
+//     failure reports (BAD_IMPLEMENTATION, CONNECTION_FAILED, MULTIPLE_FAILED,
+//     MULTIPLE_TIMEOUT).
+//   - Runner: one Client per RUNNING model, reconciled from Source snapshots;
+//     Call fans out to every ready model concurrently and returns one Result
+//     per model (SUCCESS, FAILED or TIMEOUT, value, exec time, error).
+//   - Source: where models come from. OrchestratorSource follows the model
+//     orchestrator's WebSocket; StaticSource is a fixed list; LocalSource
+//     starts model host processes from a models.dev.yml-style file. Sources
+//     report snapshots through a callback and never touch the database; the
+//     caller mirrors them into the models table.
+//   - Security: insecure (default) or Gateway (TLS plus per-RPC RSA-signed
+//     headers); the interface is the seam for the mTLS wallet mode.
+//   - modelhost: a Go model runner with example models and fault injection,
+//     for tests, benchmarks and local development (crunch-node model-server).
+//
+// Differences from the Python client, on purpose: Setup has a deadline;
+// connects and Setups run in the background, so a slow model never holds up
+// discovery; health checks after timeouts run in the background and count
+// the timeout either way; an answer over the size limit is a FAILED result
+// (the model answered, badly) rather than a timeout; FAILED_PRECONDITION
+// (the runner lost its instance) triggers a new Setup instead of a failure;
+// and a model given up on is not called again until the source brings a new
+// run of it.
+package modelrunner

@@ -1,0 +1,245 @@
+package modelhost
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+)
+
+// maxHistory bounds the closes kept per symbol; the examples look back at
+// most a few candles.
+const maxHistory = 64
+
+// ExampleNames lists the built-in example models, sorted.
+func ExampleNames() []string {
+	return []string{"constant", "contrarian", "mean-reversion", "momentum"}
+}
+
+// ExampleOptions tunes the example models.
+type ExampleOptions struct {
+	// ConstantValue is what the constant model predicts, a recognisable flag
+	// value so its rows stand out in a leaderboard.
+	ConstantValue float64
+}
+
+// ExampleFactory returns the factory of a built-in example model. Every
+// example implements feed_update(data) (and tick(data), which delegates to
+// it, for older games) and predict(subject, resolve_horizon_seconds,
+// step_seconds) returning {"value": float}.
+func ExampleFactory(name string, opts ExampleOptions) (Factory, error) {
+	var signal func(closes []float64) float64
+	switch name {
+	case "constant":
+		c := opts.ConstantValue
+		signal = func([]float64) float64 { return c }
+	case "contrarian":
+		signal = func(closes []float64) float64 { return -momentum(closes) }
+	case "mean-reversion":
+		signal = meanReversion
+	case "momentum":
+		signal = momentum
+	default:
+		return nil, fmt.Errorf("unknown example model %q (known: %s)", name, strings.Join(ExampleNames(), ", "))
+	}
+	return func([]any, map[string]any) (Model, error) {
+		return &exampleModel{signal: signal, series: map[string][]point{}}, nil
+	}, nil
+}
+
+// momentum is the relative change over the last five candles (or over what
+// history there is).
+func momentum(closes []float64) float64 {
+	if len(closes) < 2 {
+		return 0
+	}
+	back := min(5, len(closes)-1)
+	past := closes[len(closes)-1-back]
+	if past == 0 {
+		return 0
+	}
+	return (closes[len(closes)-1] - past) / past
+}
+
+// meanReversion bets on a return to the mean of the last five closes.
+func meanReversion(closes []float64) float64 {
+	if len(closes) < 2 {
+		return 0
+	}
+	window := closes[max(0, len(closes)-5):]
+	var sum float64
+	for _, c := range window {
+		sum += c
+	}
+	mean := sum / float64(len(window))
+	if mean == 0 {
+		return 0
+	}
+	return -(closes[len(closes)-1] - mean) / mean
+}
+
+type point struct {
+	close float64
+	ts    any // float64 or string, as sent
+}
+
+type exampleModel struct {
+	mu     sync.Mutex
+	series map[string][]point
+	signal func(closes []float64) float64
+}
+
+func (m *exampleModel) Method(name string) (Method, bool) {
+	switch name {
+	case "feed_update", "tick":
+		return Method{Func: m.feedUpdate}, true
+	case "predict":
+		return Method{Func: m.predict}, true
+	}
+	return Method{}, false
+}
+
+// feedUpdate merges {symbol, asof_ts, candles_1m: [{ts, close, ...}]} or
+// {symbol, ticks: [{ts, price}]} into the per-symbol history. Candles repeat
+// across ticks, so points are keyed by ts: a known ts is replaced, an older
+// one ignored.
+func (m *exampleModel) feedUpdate(_ context.Context, args []any, _ map[string]any) (any, error) {
+	if len(args) != 1 {
+		return nil, fmt.Errorf("feed_update takes 1 argument, got %d", len(args))
+	}
+	data, ok := args[0].(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("feed_update wants a JSON object, got %T", args[0])
+	}
+	symbol, _ := data["symbol"].(string)
+	if symbol == "" {
+		symbol, _ = data["subject"].(string)
+	}
+	var incoming []point
+	if candles, ok := data["candles_1m"].([]any); ok {
+		incoming = append(incoming, points(candles, "close")...)
+	}
+	if ticks, ok := data["ticks"].([]any); ok {
+		incoming = append(incoming, points(ticks, "price")...)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := m.series[symbol]
+	for _, p := range incoming {
+		s = merge(s, p)
+	}
+	if len(s) > maxHistory {
+		s = slices.Clone(s[len(s)-maxHistory:])
+	}
+	m.series[symbol] = s
+	return nil, nil
+}
+
+func points(rows []any, field string) []point {
+	out := make([]point, 0, len(rows))
+	for _, r := range rows {
+		row, ok := r.(map[string]any)
+		if !ok {
+			continue
+		}
+		c, ok := row[field].(float64)
+		if !ok {
+			continue
+		}
+		out = append(out, point{close: c, ts: row["ts"]})
+	}
+	return out
+}
+
+func merge(s []point, p point) []point {
+	if len(s) == 0 {
+		return append(s, p)
+	}
+	switch cmpTS(p.ts, s[len(s)-1].ts) {
+	case 0:
+		s[len(s)-1] = p
+		return s
+	case 1:
+		return append(s, p)
+	}
+	for i := range s { // an older or unordered point: replace if known
+		if cmpTS(p.ts, s[i].ts) == 0 {
+			s[i] = p
+		}
+	}
+	return s
+}
+
+// cmpTS compares timestamps of the same kind; mixed or missing kinds count as
+// newer so data is never silently dropped.
+func cmpTS(a, b any) int {
+	switch x := a.(type) {
+	case float64:
+		if y, ok := b.(float64); ok {
+			switch {
+			case x < y:
+				return -1
+			case x > y:
+				return 1
+			}
+			return 0
+		}
+	case string:
+		if y, ok := b.(string); ok {
+			return strings.Compare(x, y)
+		}
+	}
+	return 1
+}
+
+func (m *exampleModel) predict(_ context.Context, args []any, _ map[string]any) (any, error) {
+	if len(args) < 1 {
+		return nil, errors.New("predict needs at least the subject argument")
+	}
+	subject, ok := args[0].(string)
+	if !ok {
+		return nil, fmt.Errorf("predict subject must be a string, got %T", args[0])
+	}
+	m.mu.Lock()
+	s := m.lookup(subject)
+	closes := make([]float64, len(s))
+	for i, p := range s {
+		closes[i] = p.close
+	}
+	m.mu.Unlock()
+	return map[string]any{"value": m.signal(closes)}, nil
+}
+
+// lookup finds a subject's history: exact name, then a symbol starting with
+// it (subject "BTC" for feed symbol "BTCUSDT"), then the only symbol known.
+func (m *exampleModel) lookup(subject string) []point {
+	if s, ok := m.series[subject]; ok {
+		return s
+	}
+	for sym, s := range m.series {
+		if subject != "" && strings.HasPrefix(strings.ToUpper(sym), strings.ToUpper(subject)) {
+			return s
+		}
+	}
+	if len(m.series) == 1 {
+		for _, s := range m.series {
+			return s
+		}
+	}
+	return nil
+}
+
+// rawJSON passes a document through the Variant encoder untouched.
+func rawJSON(s string) json.RawMessage { return json.RawMessage(s) }
+
+func oversized(n int) json.RawMessage {
+	var b strings.Builder
+	b.Grow(n + 32)
+	b.WriteString(`{"value": 0.1, "pad": "`)
+	b.WriteString(strings.Repeat("x", n))
+	b.WriteString(`"}`)
+	return json.RawMessage(b.String())
+}

@@ -1,0 +1,382 @@
+// Package modelhost is a Go implementation of the model side of CrunchDAO's
+// model-runner protocol: DynamicSubclassService plus the standard gRPC health
+// service, with the server semantics of the Python model-runner (status
+// strings, idempotent Setup, keyword filtering, one call at a time). It hosts
+// the Go example models and can inject faults, so the coordinator can be
+// developed and tested end to end without Docker or Python.
+package modelhost
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/emptypb"
+
+	"github.com/crunchnode/crunch-node/internal/modelrunner/mrpb"
+	"github.com/crunchnode/crunch-node/internal/modelrunner/variant"
+)
+
+// Application status codes, as strings on the wire (commons.Status.code).
+const (
+	StatusBadImplementation  = "BAD_IMPLEMENTATION"
+	StatusFailedPrecondition = "FAILED_PRECONDITION"
+	StatusInvalidArgument    = "INVALID_ARGUMENT"
+	StatusModelFailed        = "MODEL_FAILED"
+	StatusSetupFailed        = "SETUP_FAILED"
+	StatusSuccess            = "SUCCESS"
+)
+
+// ErrCrashed is returned by Serve (and Run) when the crash fault fired, so a
+// model-server process exits non-zero the way a crashing model would.
+var ErrCrashed = errors.New("model host crashed (injected fault)")
+
+// Method is one callable method of a hosted model.
+type Method struct {
+	// Func runs the method with positional arguments in position order and
+	// the keyword arguments the method accepts. Returning an error answers
+	// MODEL_FAILED with the error text, as a raised exception does upstream.
+	// The result is encoded with variant.Encode, except a *mrpb.Variant,
+	// which is sent as is.
+	Func func(ctx context.Context, args []any, kwargs map[string]any) (any, error)
+
+	// Kwargs lists the keyword arguments Func accepts. Others are dropped
+	// (and logged once), mirroring the Python runner's signature filtering, so
+	// a coordinator can add optional keywords without breaking old models.
+	Kwargs []string
+}
+
+// Model is one instance of a participant's model.
+type Model interface {
+	// Method looks a method up by name; false answers BAD_IMPLEMENTATION.
+	Method(name string) (Method, bool)
+}
+
+// Factory creates the model instance on Setup from the decoded constructor
+// arguments. An error answers SETUP_FAILED.
+type Factory func(args []any, kwargs map[string]any) (Model, error)
+
+// Faults injects misbehaviour so the client's failure handling can be
+// exercised against a real server. The zero value injects nothing.
+type Faults struct {
+	// BadImplementation makes Setup answer BAD_IMPLEMENTATION, as when the
+	// submission has no subclass of the base class.
+	BadImplementation bool
+
+	// CrashOnCall stops the host abruptly (connections dropped, Serve returns
+	// ErrCrashed) when the Nth Call arrives, counting from 1. 0 never crashes.
+	CrashOnCall int
+
+	// Delay holds every Call this long before answering. The host keeps the
+	// call lock meanwhile, like a slow Python model that ignores cancellation.
+	Delay time.Duration
+
+	// FailTimes makes the first N Calls answer MODEL_FAILED.
+	FailTimes int
+
+	// NaN makes predict answer the Python-style JSON {"value": NaN}.
+	NaN bool
+
+	// NotServing makes the health service answer NOT_SERVING.
+	NotServing bool
+
+	// OversizedBytes, when positive, makes predict answer a JSON document of
+	// at least this many bytes (to exceed the client's message limit).
+	OversizedBytes int
+}
+
+// Config configures a Host.
+type Config struct {
+	// BaseClass, when set, is the only Setup className accepted; any other
+	// answers BAD_IMPLEMENTATION ("no subclass found"). Empty accepts any
+	// non-empty class name.
+	BaseClass string
+
+	// Factory creates the model on Setup. Required.
+	Factory Factory
+
+	// Faults to inject; zero for a well-behaved host.
+	Faults Faults
+
+	// Logger receives the host's logs; nil discards them.
+	Logger *slog.Logger
+
+	// ServerOptions are appended to the gRPC server options, e.g. TLS
+	// credentials or interceptors in tests.
+	ServerOptions []grpc.ServerOption
+}
+
+// Host serves one model over gRPC. Create it with New and start it with Serve.
+type Host struct {
+	mrpb.UnimplementedDynamicSubclassServiceServer
+
+	calls     atomic.Int64
+	cfg       Config
+	crashOnce sync.Once
+	crashed   chan struct{}
+	health    *health.Server
+	instance  Model
+	logger    *slog.Logger
+	// mu is the single non-blocking call lock: Setup, Call and Rest never run
+	// concurrently; a second one is refused with RESOURCE_EXHAUSTED at once.
+	mu         sync.Mutex
+	server     *grpc.Server
+	stopping   chan struct{}
+	stopOnce   sync.Once
+	warnedKwMu sync.Mutex
+	warnedKw   map[string]bool
+}
+
+// New builds a Host. It does not listen yet.
+func New(cfg Config) (*Host, error) {
+	if cfg.Factory == nil {
+		return nil, errors.New("modelhost: Config.Factory is required")
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	h := &Host{
+		cfg:      cfg,
+		crashed:  make(chan struct{}),
+		health:   health.NewServer(),
+		logger:   logger,
+		stopping: make(chan struct{}),
+		warnedKw: map[string]bool{},
+	}
+	// Python's default receive limit is 4 MiB; the host accepts a little
+	// more so that oversized-output tests fail on the client side, where the
+	// limit is enforced, rather than here.
+	opts := append([]grpc.ServerOption{
+		grpc.MaxRecvMsgSize(16 << 20),
+		grpc.MaxSendMsgSize(64 << 20),
+		// Fixed windows turn off BDP estimation pings: fewer writes per call.
+		grpc.InitialWindowSize(8 << 20),
+		grpc.InitialConnWindowSize(8 << 20),
+		// Reuse stream goroutines instead of starting (and growing the
+		// stack of) one per call.
+		grpc.NumStreamWorkers(2),
+	}, cfg.ServerOptions...)
+	h.server = grpc.NewServer(opts...)
+	mrpb.RegisterDynamicSubclassServiceServer(h.server, h)
+	healthpb.RegisterHealthServer(h.server, h.health)
+	servingStatus := healthpb.HealthCheckResponse_SERVING
+	if cfg.Faults.NotServing {
+		servingStatus = healthpb.HealthCheckResponse_NOT_SERVING
+	}
+	h.health.SetServingStatus("", servingStatus)
+	return h, nil
+}
+
+// Serve accepts connections on lis until Stop, or until the crash fault
+// fires, in which case it returns ErrCrashed.
+func (h *Host) Serve(lis net.Listener) error {
+	err := h.server.Serve(lis)
+	select {
+	case <-h.crashed:
+		return ErrCrashed
+	default:
+	}
+	if errors.Is(err, grpc.ErrServerStopped) {
+		return nil
+	}
+	return err
+}
+
+// Stop shuts the host down. Graceful waits for the running call (bounded by
+// ctx); otherwise connections are cut at once.
+func (h *Host) Stop(ctx context.Context) {
+	h.stopOnce.Do(func() { close(h.stopping) })
+	done := make(chan struct{})
+	go func() {
+		h.server.GracefulStop()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		h.server.Stop()
+		<-done
+	}
+}
+
+// Calls counts Call requests that got past the call lock (busy refusals are
+// not counted),
+// so tests can tell when a call has reached the model.
+func (h *Host) Calls() int { return int(h.calls.Load()) }
+
+// Crashed is closed when the crash fault has fired.
+func (h *Host) Crashed() <-chan struct{} { return h.crashed }
+
+func appStatus(code, message string) *mrpb.Status {
+	return &mrpb.Status{Code: code, Message: message}
+}
+
+var errBusy = status.Error(codes.ResourceExhausted, "Server busy")
+
+// Setup creates the model instance. It is idempotent: a second Setup keeps the
+// existing instance, as upstream does.
+func (h *Host) Setup(ctx context.Context, req *mrpb.SetupRequest) (*mrpb.SetupResponse, error) {
+	if !h.mu.TryLock() {
+		return nil, errBusy
+	}
+	defer h.mu.Unlock()
+
+	className := req.GetClassName()
+	switch {
+	case className == "":
+		return &mrpb.SetupResponse{Status: appStatus(StatusInvalidArgument, "className is required")}, nil
+	case h.instance != nil:
+		return &mrpb.SetupResponse{Status: appStatus(StatusSuccess, "Instance already exists")}, nil
+	case h.cfg.Faults.BadImplementation || (h.cfg.BaseClass != "" && className != h.cfg.BaseClass):
+		return &mrpb.SetupResponse{Status: appStatus(StatusBadImplementation, fmt.Sprintf("no subclass of %s found", className))}, nil
+	}
+	args, err := variant.DecodeArgs(req.GetInstanceArguments())
+	if err != nil {
+		return &mrpb.SetupResponse{Status: appStatus(StatusInvalidArgument, err.Error())}, nil
+	}
+	kwargs, err := variant.DecodeKwargs(req.GetInstanceKwArguments())
+	if err != nil {
+		return &mrpb.SetupResponse{Status: appStatus(StatusInvalidArgument, err.Error())}, nil
+	}
+	model, err := h.cfg.Factory(args, kwargs)
+	if err != nil {
+		return &mrpb.SetupResponse{Status: appStatus(StatusSetupFailed, err.Error())}, nil
+	}
+	h.instance = model
+	h.logger.InfoContext(ctx, "Model host: instance created", slog.String("class_name", className))
+	return &mrpb.SetupResponse{Status: appStatus(StatusSuccess, "Instance created")}, nil
+}
+
+// Call runs one method of the instance.
+func (h *Host) Call(ctx context.Context, req *mrpb.CallRequest) (*mrpb.CallResponse, error) {
+	if !h.mu.TryLock() {
+		return nil, errBusy
+	}
+	defer h.mu.Unlock()
+
+	n := int(h.calls.Add(1))
+	faults := h.cfg.Faults
+	if faults.CrashOnCall > 0 && n >= faults.CrashOnCall {
+		h.crash()
+		// Never answer: like a dying process, the connection just drops.
+		<-ctx.Done()
+		return nil, status.Error(codes.Unavailable, "model host crashed")
+	}
+	if faults.Delay > 0 {
+		select {
+		case <-time.After(faults.Delay):
+		case <-h.stopping:
+			return nil, status.Error(codes.Unavailable, "model host stopping")
+		}
+	}
+
+	if h.instance == nil {
+		return &mrpb.CallResponse{Status: appStatus(StatusFailedPrecondition, "Setup has not been called")}, nil
+	}
+	name := req.GetMethodName()
+	if name == "" {
+		return &mrpb.CallResponse{Status: appStatus(StatusInvalidArgument, "methodName is required")}, nil
+	}
+	method, ok := h.instance.Method(name)
+	if !ok {
+		return &mrpb.CallResponse{Status: appStatus(StatusBadImplementation, fmt.Sprintf("model has no method %q", name))}, nil
+	}
+	if n <= faults.FailTimes {
+		return &mrpb.CallResponse{Status: appStatus(StatusModelFailed, fmt.Sprintf("injected failure %d of %d", n, faults.FailTimes))}, nil
+	}
+	args, err := variant.DecodeArgs(req.GetMethodArguments())
+	if err != nil {
+		return &mrpb.CallResponse{Status: appStatus(StatusInvalidArgument, err.Error())}, nil
+	}
+	kwargs, err := variant.DecodeKwargs(req.GetMethodKwArguments())
+	if err != nil {
+		return &mrpb.CallResponse{Status: appStatus(StatusInvalidArgument, err.Error())}, nil
+	}
+	kwargs = h.filterKwargs(ctx, name, method.Kwargs, kwargs)
+
+	var result any
+	switch {
+	case name == "predict" && faults.NaN:
+		result = rawJSON(`{"value": NaN}`)
+	case name == "predict" && faults.OversizedBytes > 0:
+		result = oversized(faults.OversizedBytes)
+	default:
+		result, err = method.Func(ctx, args, kwargs)
+		if err != nil {
+			return &mrpb.CallResponse{Status: appStatus(StatusModelFailed, err.Error())}, nil
+		}
+	}
+	resp := &mrpb.CallResponse{Status: appStatus(StatusSuccess, "")}
+	if v, ok := result.(*mrpb.Variant); ok {
+		// Sent as is: lets a model (or a test) control the wire encoding.
+		resp.MethodResponse = v
+		return resp, nil
+	}
+	if result != nil {
+		v, err := variant.Encode(result)
+		if err != nil {
+			return &mrpb.CallResponse{Status: appStatus(StatusModelFailed, err.Error())}, nil
+		}
+		resp.MethodResponse = v
+	}
+	return resp, nil
+}
+
+// Rest drops the instance; the next Call needs a new Setup.
+func (h *Host) Rest(ctx context.Context, _ *emptypb.Empty) (*mrpb.RestResponse, error) {
+	if !h.mu.TryLock() {
+		return nil, errBusy
+	}
+	defer h.mu.Unlock()
+	h.instance = nil
+	return &mrpb.RestResponse{Status: appStatus(StatusSuccess, "Instance removed")}, nil
+}
+
+// filterKwargs drops keyword arguments the method does not accept, logging
+// each dropped keyword once per method.
+func (h *Host) filterKwargs(ctx context.Context, method string, accepted []string, kwargs map[string]any) map[string]any {
+	if len(kwargs) == 0 {
+		return kwargs
+	}
+	kept := make(map[string]any, len(kwargs))
+	for k, v := range kwargs {
+		if slices.Contains(accepted, k) {
+			kept[k] = v
+			continue
+		}
+		key := method + "\x00" + k
+		h.warnedKwMu.Lock()
+		first := !h.warnedKw[key]
+		h.warnedKw[key] = true
+		h.warnedKwMu.Unlock()
+		if first {
+			h.logger.WarnContext(ctx, "Model host: dropping unsupported keyword argument", slog.String("method", method), slog.String("keyword", k))
+		}
+	}
+	return kept
+}
+
+// crash cuts every connection without answering, like a process dying
+// mid-call.
+func (h *Host) crash() {
+	h.crashOnce.Do(func() {
+		close(h.crashed)
+		h.stopOnce.Do(func() { close(h.stopping) })
+		// A dead process answers no health checks either; flip the status
+		// before the connections are cut so no check slips in between.
+		h.health.Shutdown()
+		go h.server.Stop()
+	})
+}

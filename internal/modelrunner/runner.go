@@ -1,0 +1,275 @@
+package modelrunner
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/crunchnode/crunch-node/internal/modelrunner/mrpb"
+	"github.com/crunchnode/crunch-node/internal/modelrunner/variant"
+)
+
+// RunnerOptions configures a Runner.
+type RunnerOptions struct {
+	// Client configures every per-model client. Its Report is ignored: the
+	// runner sends reports to Report below.
+	Client ClientOptions
+
+	// Logger; nil discards.
+	Logger *slog.Logger
+
+	// Report delivers failure reports, typically the Source's
+	// ReportFailure. Nil only logs them.
+	Report func(ctx context.Context, report FailureReport) error
+}
+
+// ModelStatus is one model as the runner sees it.
+type ModelStatus struct {
+	Info  ModelInfo
+	Stats ClientStats
+}
+
+// Runner keeps one Client per running model and fans calls out to all ready
+// models at once. Each call is bounded by its own model's deadline, so one
+// slow model never delays the others beyond that.
+type Runner struct {
+	logger *slog.Logger
+	opts   RunnerOptions
+	wg     sync.WaitGroup
+
+	workers workerPool
+
+	mu      sync.RWMutex
+	clients map[string]*Client
+	closed  bool
+	ctx     context.Context
+	cancel  context.CancelFunc
+	ordered []*Client // clients sorted by model ID, rebuilt on Update
+}
+
+// NewRunner creates a Runner with no models; feed it with Update or Run.
+func NewRunner(opts RunnerOptions) *Runner {
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Client.Logger == nil {
+		opts.Client.Logger = logger
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &Runner{
+		cancel:  cancel,
+		clients: map[string]*Client{},
+		ctx:     ctx,
+		logger:  logger,
+		opts:    opts,
+		workers: workerPool{done: make(chan struct{}), jobs: make(chan func())},
+	}
+	r.opts.Client.Report = r.report
+	return r
+}
+
+func (r *Runner) report(ctx context.Context, report FailureReport) error {
+	r.mu.RLock()
+	send := r.opts.Report
+	r.mu.RUnlock()
+	if send == nil {
+		r.logger.WarnContext(ctx, "Model runner: failure not reported (no reporter)", slog.String("model_id", report.ModelID), slog.String("failure_code", string(report.Code)))
+		return nil
+	}
+	return send(ctx, report)
+}
+
+// Update reconciles the runner with a source snapshot. A RUNNING model that
+// is new, or has a new deployment or address, gets a new client that connects
+// and sets up in the background (it is not callable until then). The same
+// run only has its details refreshed. Models not RUNNING, or missing from the
+// snapshot, are dropped.
+func (r *Runner) Update(models []ModelInfo) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return
+	}
+	var toClose []*Client
+	seen := make(map[string]bool, len(models))
+	for _, m := range models {
+		if m.State != StateRunning || m.ID == "" {
+			continue
+		}
+		seen[m.ID] = true
+		if c, ok := r.clients[m.ID]; ok {
+			old := c.Info()
+			if old.DeploymentID == m.DeploymentID && old.Addr() == m.Addr() {
+				c.UpdateInfo(m)
+				continue
+			}
+			toClose = append(toClose, c)
+			delete(r.clients, m.ID)
+		}
+		c, err := NewClient(m, r.opts.Client)
+		if err != nil {
+			r.logger.ErrorContext(r.ctx, "Model runner: creating client", slog.String("model_id", m.ID), slog.String("error", err.Error()))
+			continue
+		}
+		r.clients[m.ID] = c
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			if err := c.Setup(r.ctx); err != nil {
+				r.logger.WarnContext(r.ctx, "Model runner: model setup failed", slog.String("model_id", m.ID), slog.String("error", err.Error()))
+			}
+		}()
+	}
+	for id, c := range r.clients {
+		if !seen[id] {
+			toClose = append(toClose, c)
+			delete(r.clients, id)
+		}
+	}
+	r.ordered = r.ordered[:0]
+	for _, c := range r.clients {
+		r.ordered = append(r.ordered, c)
+	}
+	slices.SortFunc(r.ordered, func(a, b *Client) int { return cmp.Compare(a.id, b.id) })
+	for _, c := range toClose {
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			_ = c.Close()
+		}()
+	}
+}
+
+// Call encodes args once (see variant.Encode for the accepted Go types) and
+// calls method on every ready model concurrently. Results are sorted by model
+// ID; models not ready are absent. The error is only for arguments that
+// cannot be encoded.
+func (r *Runner) Call(ctx context.Context, method string, args ...any) ([]Result, error) {
+	encoded, err := variant.Args(args...)
+	if err != nil {
+		return nil, fmt.Errorf("calling %s: %w", method, err)
+	}
+	return r.CallEncoded(ctx, method, encoded, nil), nil
+}
+
+// CallEncoded is Call with pre-encoded arguments, for callers that build
+// Variants themselves or send keyword arguments. The arguments are shared,
+// read-only, by all calls.
+func (r *Runner) CallEncoded(ctx context.Context, method string, args []*mrpb.Argument, kwargs []*mrpb.KwArgument) []Result {
+	r.mu.RLock()
+	ready := make([]*Client, 0, len(r.ordered))
+	for _, c := range r.ordered {
+		if c.Ready() {
+			ready = append(ready, c)
+		}
+	}
+	r.mu.RUnlock()
+
+	results := make([]Result, len(ready))
+	var wg sync.WaitGroup
+	wg.Add(len(ready))
+	for i, c := range ready {
+		r.workers.do(func() {
+			defer wg.Done()
+			results[i] = c.Call(ctx, method, args, kwargs)
+		})
+	}
+	wg.Wait()
+	return results
+}
+
+// Models lists every model the runner holds, sorted by ID, with its state
+// and counters.
+func (r *Runner) Models() []ModelStatus {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	out := make([]ModelStatus, 0, len(r.ordered))
+	for _, c := range r.ordered {
+		out = append(out, ModelStatus{Info: c.Info(), Stats: c.Stats()})
+	}
+	return out
+}
+
+// Run feeds the runner from src until ctx ends. onModels, if not nil, sees
+// each snapshot first (the lead mirrors it into the models table). Failure
+// reports go to src unless RunnerOptions.Report was set.
+func (r *Runner) Run(ctx context.Context, src Source, onModels func([]ModelInfo)) error {
+	r.mu.Lock()
+	if r.opts.Report == nil {
+		r.opts.Report = src.ReportFailure
+	}
+	r.mu.Unlock()
+	err := src.Run(ctx, func(models []ModelInfo) {
+		if onModels != nil {
+			onModels(models)
+		}
+		r.Update(models)
+	})
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return fmt.Errorf("running model source: %w", err)
+	}
+	return nil
+}
+
+// Close drops every client and waits for background work.
+func (r *Runner) Close() {
+	r.mu.Lock()
+	r.closed = true
+	clients := r.ordered
+	r.ordered, r.clients = nil, map[string]*Client{}
+	r.mu.Unlock()
+	r.cancel()
+	for _, c := range clients {
+		_ = c.Close()
+	}
+	r.wg.Wait()
+	r.workers.close()
+}
+
+// workerIdle is how long a fan-out goroutine waits for more work.
+const workerIdle = time.Minute
+
+// workerPool runs each job at once, on an idle goroutine if there is one and
+// on a new one otherwise, so a slow model never queues behind another. Reusing
+// goroutines saves the stack growth a fresh goroutine pays on every gRPC call,
+// a noticeable share of a fan-out's CPU.
+type workerPool struct {
+	closeOnce sync.Once
+	done      chan struct{}
+	jobs      chan func() // unbuffered: a send succeeds only to an idle worker
+}
+
+func (p *workerPool) do(job func()) {
+	select {
+	case p.jobs <- job:
+	default:
+		go p.work(job)
+	}
+}
+
+func (p *workerPool) work(job func()) {
+	job()
+	idle := time.NewTimer(workerIdle)
+	defer idle.Stop()
+	for {
+		select {
+		case job := <-p.jobs:
+			job()
+			idle.Reset(workerIdle)
+		case <-idle.C:
+			return
+		case <-p.done:
+			return
+		}
+	}
+}
+
+func (p *workerPool) close() {
+	p.closeOnce.Do(func() { close(p.done) })
+}

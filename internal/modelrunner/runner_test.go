@@ -1,0 +1,158 @@
+package modelrunner
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/crunchnode/crunch-node/internal/modelrunner/modelhost"
+)
+
+func readyIDs(r *Runner) []string {
+	var ids []string
+	for _, m := range r.Models() {
+		if m.Stats.State == ClientReady {
+			ids = append(ids, m.Info.ID)
+		}
+	}
+	return ids
+}
+
+func TestRunnerFanout(t *testing.T) {
+	t.Parallel()
+
+	var models []ModelInfo
+	for _, ex := range []string{"constant", "contrarian", "mean-reversion", "momentum"} {
+		m, _ := startTCPHost(t, ex, ex, modelhost.Faults{})
+		models = append(models, m)
+	}
+	slow, _ := startTCPHost(t, "slow", "momentum", modelhost.Faults{Delay: 3 * time.Second})
+	models = append(models, slow)
+
+	r := NewRunner(RunnerOptions{Client: testClientOptions(&reports{}), Logger: testLogger()})
+	defer r.Close()
+	r.Update(models)
+	waitFor(t, "5 ready models", func() bool { return len(readyIDs(r)) == 5 })
+
+	start := time.Now()
+	results, err := r.Call(t.Context(), "feed_update", candles("BTCUSDT", 100, 101, 103, 102, 104, 107, 106))
+	require.NoError(t, err)
+	require.Len(t, results, 5)
+	// The slow model costs its own deadline, not the sum of anything.
+	require.Less(t, time.Since(start), 3*time.Second)
+
+	results, err = r.Call(t.Context(), "predict", "BTCUSDT", 60, 15)
+	require.NoError(t, err)
+	got := map[string]Result{}
+	var order []string
+	for _, res := range results {
+		got[res.Model.ID] = res
+		order = append(order, res.Model.ID)
+	}
+	require.Equal(t, []string{"constant", "contrarian", "mean-reversion", "momentum", "slow"}, order)
+	require.Equal(t, StatusTimeout, got["slow"].Status)
+	value := func(id string) float64 {
+		res := got[id]
+		require.Equal(t, StatusSuccess, res.Status, "%s: %v", id, res.Err)
+		require.Less(t, res.ExecTime, 300*time.Millisecond)
+		return res.Value.(map[string]any)["value"].(float64)
+	}
+	momentum := (106.0 - 101) / 101
+	require.InDelta(t, 0.5, value("constant"), 1e-12)
+	require.InDelta(t, -momentum, value("contrarian"), 1e-12)
+	require.InDelta(t, momentum, value("momentum"), 1e-12)
+	mean := (103.0 + 102 + 104 + 107 + 106) / 5
+	require.InDelta(t, -(106-mean)/mean, value("mean-reversion"), 1e-12)
+	require.Equal(t, "player-momentum", got["momentum"].Model.PlayerID)
+
+	_, err = r.Call(t.Context(), "predict", make(chan int))
+	require.ErrorContains(t, err, "calling predict: encoding argument 1")
+}
+
+func TestRunnerUpdate(t *testing.T) {
+	t.Parallel()
+
+	m, _ := startTCPHost(t, "m1", "constant", modelhost.Faults{})
+	r := NewRunner(RunnerOptions{Client: testClientOptions(&reports{})})
+	defer r.Close()
+
+	r.Update([]ModelInfo{m, {ID: "m2", State: StateStopped}})
+	waitFor(t, "ready", func() bool { return len(readyIDs(r)) == 1 })
+	require.Len(t, r.Models(), 1)
+
+	// Same run, new name: details refreshed, same client.
+	renamed := m
+	renamed.Name = "renamed"
+	r.Update([]ModelInfo{renamed})
+	require.Equal(t, "renamed", r.Models()[0].Info.Name)
+	require.Equal(t, ClientReady, r.Models()[0].Stats.State)
+
+	// New deployment at the same address: a new client, set up again.
+	redeployed := renamed
+	redeployed.DeploymentID = "m1_20260102_000000_000"
+	r.Update([]ModelInfo{redeployed})
+	require.Equal(t, redeployed.DeploymentID, r.Models()[0].Info.DeploymentID)
+	waitFor(t, "ready again", func() bool { return len(readyIDs(r)) == 1 })
+
+	results, err := r.Call(t.Context(), "predict", "BTC", 60, 15)
+	require.NoError(t, err)
+	require.Len(t, results, 1)
+	require.Equal(t, redeployed.DeploymentID, results[0].Model.DeploymentID)
+
+	// RECOVERING and STOPPED remove the model.
+	recovering := redeployed
+	recovering.State = StateRecovering
+	r.Update([]ModelInfo{recovering})
+	require.Empty(t, r.Models())
+	results, err = r.Call(t.Context(), "predict", "BTC", 60, 15)
+	require.NoError(t, err)
+	require.Empty(t, results)
+}
+
+func TestRunnerWithOrchestrator(t *testing.T) {
+	t.Parallel()
+
+	a, _ := startTCPHost(t, "a", "constant", modelhost.Faults{})
+	b, _ := startTCPHost(t, "b", "momentum", modelhost.Faults{})
+	bad, _ := startTCPHost(t, "c", "momentum", modelhost.Faults{BadImplementation: true})
+	fake := newFakeOrchestrator(t)
+	src, err := NewOrchestratorSource(OrchestratorOptions{URL: fake.url("crunch-1"), ReconnectDelay: 20 * time.Millisecond, Logger: testLogger()})
+	require.NoError(t, err)
+
+	r := NewRunner(RunnerOptions{Client: testClientOptions(nil), Logger: testLogger()})
+	defer r.Close()
+	mirrored := make(chan []ModelInfo, 16)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx, src, func(ms []ModelInfo) { mirrored <- ms }) }()
+
+	conn := fake.accept(t)
+	conn.send(t, fmt.Sprintf(`{"event":"init","data":[%s,%s,%s]}`, modelStateJSON(a, "RUNNING"), modelStateJSON(b, "RUNNING"), modelStateJSON(bad, "RUNNING")))
+	require.Len(t, <-mirrored, 3)
+
+	// The bad model is reported straight away, over the WebSocket.
+	require.JSONEq(t, `{"event":"report_failure","data":[{"model_id":"c","failure_code":"BAD_IMPLEMENTATION","failure_reason":"BAD_IMPLEMENTATION: no subclass of cruncher.ModelBaseClass found","ip":"127.0.0.1"}]}`, conn.read(t))
+	waitFor(t, "2 ready models", func() bool { return len(readyIDs(r)) == 2 })
+
+	results, err := r.Call(t.Context(), "predict", "BTC", 60, 15)
+	require.NoError(t, err)
+	require.Len(t, results, 2)
+	for _, res := range results {
+		require.Equal(t, StatusSuccess, res.Status)
+	}
+
+	// The orchestrator stops the bad model and a: only b remains.
+	conn.send(t, fmt.Sprintf(`{"event":"update","data":[%s]}`, modelStateJSON(bad, "STOPPED")))
+	conn.send(t, fmt.Sprintf(`{"event":"update","data":[%s]}`, modelStateJSON(a, "STOPPED")))
+	waitFor(t, "a dropped", func() bool { return len(r.Models()) == 1 })
+	results, err = r.Call(t.Context(), "predict", "BTC", 60, 15)
+	require.NoError(t, err)
+	require.Len(t, results, 1)
+	require.Equal(t, "b", results[0].Model.ID)
+
+	cancel()
+	require.NoError(t, <-done)
+}

@@ -1,0 +1,254 @@
+package variant
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"unicode/utf8"
+)
+
+// maxJSONDepth bounds nesting so hostile input cannot exhaust the stack. It is
+// the same limit encoding/json uses.
+const maxJSONDepth = 10000
+
+// ParseJSON parses JSON as Python's json module writes it. Standard JSON gives
+// exactly what json.Unmarshal into `any` gives; in addition the bare tokens
+// NaN, Infinity and -Infinity become the matching float64 values, and numbers
+// too large for float64 become ±Inf (as in Python) instead of an error.
+func ParseJSON(b []byte) (any, error) {
+	var v any
+	if err := json.Unmarshal(b, &v); err == nil {
+		return v, nil
+	}
+	// The slow path only runs for input encoding/json refused: Python's
+	// non-standard tokens, or plain garbage.
+	if !utf8.Valid(b) {
+		return nil, errors.New("invalid UTF-8")
+	}
+	p := jsonParser{data: b}
+	p.skipSpace()
+	v, err := p.value(0)
+	if err != nil {
+		return nil, err
+	}
+	p.skipSpace()
+	if p.pos != len(p.data) {
+		return nil, p.errorf("unexpected data after top-level value")
+	}
+	return v, nil
+}
+
+type jsonParser struct {
+	data []byte
+	pos  int
+}
+
+func (p *jsonParser) errorf(format string, args ...any) error {
+	return fmt.Errorf("invalid JSON at offset %d: %s", p.pos, fmt.Sprintf(format, args...))
+}
+
+func (p *jsonParser) skipSpace() {
+	for p.pos < len(p.data) {
+		switch p.data[p.pos] {
+		case ' ', '\t', '\n', '\r':
+			p.pos++
+		default:
+			return
+		}
+	}
+}
+
+func (p *jsonParser) literal(word string) bool {
+	if len(p.data)-p.pos >= len(word) && string(p.data[p.pos:p.pos+len(word)]) == word {
+		p.pos += len(word)
+		return true
+	}
+	return false
+}
+
+func (p *jsonParser) value(depth int) (any, error) {
+	if depth > maxJSONDepth {
+		return nil, p.errorf("nesting too deep")
+	}
+	if p.pos >= len(p.data) {
+		return nil, p.errorf("unexpected end of input")
+	}
+	switch c := p.data[p.pos]; {
+	case c == '{':
+		return p.object(depth)
+	case c == '[':
+		return p.array(depth)
+	case c == '"':
+		return p.str()
+	case c == '-' || (c >= '0' && c <= '9'):
+		if p.literal("-Infinity") {
+			return math.Inf(-1), nil
+		}
+		return p.number()
+	case p.literal("true"):
+		return true, nil
+	case p.literal("false"):
+		return false, nil
+	case p.literal("null"):
+		return nil, nil
+	case p.literal("NaN"):
+		return math.NaN(), nil
+	case p.literal("Infinity"):
+		return math.Inf(1), nil
+	default:
+		return nil, p.errorf("unexpected character %q", c)
+	}
+}
+
+func (p *jsonParser) object(depth int) (any, error) {
+	p.pos++ // '{'
+	obj := map[string]any{}
+	p.skipSpace()
+	if p.pos < len(p.data) && p.data[p.pos] == '}' {
+		p.pos++
+		return obj, nil
+	}
+	for {
+		p.skipSpace()
+		if p.pos >= len(p.data) || p.data[p.pos] != '"' {
+			return nil, p.errorf("expected object key")
+		}
+		key, err := p.str()
+		if err != nil {
+			return nil, err
+		}
+		p.skipSpace()
+		if p.pos >= len(p.data) || p.data[p.pos] != ':' {
+			return nil, p.errorf("expected ':'")
+		}
+		p.pos++
+		p.skipSpace()
+		v, err := p.value(depth + 1)
+		if err != nil {
+			return nil, err
+		}
+		obj[key] = v
+		p.skipSpace()
+		if p.pos >= len(p.data) {
+			return nil, p.errorf("unexpected end of object")
+		}
+		switch p.data[p.pos] {
+		case ',':
+			p.pos++
+		case '}':
+			p.pos++
+			return obj, nil
+		default:
+			return nil, p.errorf("expected ',' or '}'")
+		}
+	}
+}
+
+func (p *jsonParser) array(depth int) (any, error) {
+	p.pos++ // '['
+	arr := []any{}
+	p.skipSpace()
+	if p.pos < len(p.data) && p.data[p.pos] == ']' {
+		p.pos++
+		return arr, nil
+	}
+	for {
+		p.skipSpace()
+		v, err := p.value(depth + 1)
+		if err != nil {
+			return nil, err
+		}
+		arr = append(arr, v)
+		p.skipSpace()
+		if p.pos >= len(p.data) {
+			return nil, p.errorf("unexpected end of array")
+		}
+		switch p.data[p.pos] {
+		case ',':
+			p.pos++
+		case ']':
+			p.pos++
+			return arr, nil
+		default:
+			return nil, p.errorf("expected ',' or ']'")
+		}
+	}
+}
+
+// str finds the end of a string token and lets encoding/json decode it, so
+// escapes and invalid surrogates are handled exactly like the fast path.
+func (p *jsonParser) str() (string, error) {
+	start := p.pos
+	p.pos++ // opening quote
+	for p.pos < len(p.data) {
+		switch c := p.data[p.pos]; {
+		case c == '\\':
+			p.pos += 2
+		case c == '"':
+			p.pos++
+			var s string
+			if err := json.Unmarshal(p.data[start:p.pos], &s); err != nil {
+				p.pos = start
+				return "", p.errorf("bad string: %v", err)
+			}
+			return s, nil
+		case c < 0x20:
+			return "", p.errorf("control character in string")
+		default:
+			p.pos++
+		}
+	}
+	return "", p.errorf("unterminated string")
+}
+
+// number scans the JSON number grammar strictly (no leading zeros, no bare
+// '.'), then converts. Overflow yields ±Inf as Python's float() does.
+func (p *jsonParser) number() (any, error) {
+	start := p.pos
+	if p.data[p.pos] == '-' {
+		p.pos++
+	}
+	switch {
+	case p.pos < len(p.data) && p.data[p.pos] == '0':
+		p.pos++
+	case p.pos < len(p.data) && p.data[p.pos] >= '1' && p.data[p.pos] <= '9':
+		p.digits()
+	default:
+		return nil, p.errorf("bad number")
+	}
+	if p.pos < len(p.data) && p.data[p.pos] == '.' {
+		p.pos++
+		if p.digits() == 0 {
+			return nil, p.errorf("bad number fraction")
+		}
+	}
+	if p.pos < len(p.data) && (p.data[p.pos] == 'e' || p.data[p.pos] == 'E') {
+		p.pos++
+		if p.pos < len(p.data) && (p.data[p.pos] == '+' || p.data[p.pos] == '-') {
+			p.pos++
+		}
+		if p.digits() == 0 {
+			return nil, p.errorf("bad number exponent")
+		}
+	}
+	f, err := strconv.ParseFloat(string(p.data[start:p.pos]), 64)
+	if err != nil {
+		var numErr *strconv.NumError
+		if !errors.As(err, &numErr) || !errors.Is(numErr.Err, strconv.ErrRange) {
+			return nil, p.errorf("bad number: %v", err)
+		}
+		// ParseFloat already returned ±Inf (overflow) or ±0 (underflow).
+	}
+	return f, nil
+}
+
+func (p *jsonParser) digits() int {
+	n := 0
+	for p.pos < len(p.data) && p.data[p.pos] >= '0' && p.data[p.pos] <= '9' {
+		p.pos++
+		n++
+	}
+	return n
+}
