@@ -115,6 +115,12 @@ type Config struct {
 type Options struct {
 	// Dir is the workspace root holding node/; empty means the working directory.
 	Dir string
+	// Defaults are variable values used when neither the environment nor
+	// node/.local.env sets them (`crunch-node dev` uses them for its local setup).
+	Defaults map[string]string
+	// DefaultCrunchYAML replaces the embedded competition when no crunch_config.yaml
+	// is found.
+	DefaultCrunchYAML []byte
 }
 
 // LocalEnvFile and DefaultCrunchConfigFile are the standard locations, relative to the
@@ -199,6 +205,10 @@ func layeredEnv(getenv func(string) string, opts Options) (func(string) (string,
 			sources[key] = path
 			return v, true
 		}
+		if v, ok := opts.Defaults[key]; ok && v != "" {
+			sources[key] = "default"
+			return v, true
+		}
 		return "", false
 	}
 	return lookup, sources, nil
@@ -221,7 +231,16 @@ func (c *Config) loadCrunch(opts Options) error {
 	} else if !strings.HasPrefix(path, "/") {
 		path = joinDir(opts.Dir, path)
 	}
-	crunch, err := LoadCrunchConfig(path)
+	var crunch *CrunchConfig
+	var err error
+	if path == "" && opts.DefaultCrunchYAML != nil {
+		crunch, err = ParseCrunchConfig(opts.DefaultCrunchYAML)
+		if err != nil {
+			err = fmt.Errorf("built-in development config: %w", err)
+		}
+	} else {
+		crunch, err = LoadCrunchConfig(path)
+	}
 	if err != nil {
 		return err
 	}
