@@ -63,44 +63,72 @@ func (a *Auth) TierOf(path string) Tier {
 	return TierRead
 }
 
-// requestKey reads the key from X-API-Key, then a Bearer token, then ?api_key=.
-func requestKey(r *http.Request) string {
+// keyCookie carries the key for browsers: a page opened once with ?api_key= (River UI,
+// the dashboard) keeps working for the requests its scripts make, which cannot add
+// headers.
+const keyCookie = "crunch_api_key"
+
+// requestKey reads the key from X-API-Key, then a Bearer token, then ?api_key=, then the
+// cookie set by an earlier ?api_key= visit. It reports whether the key came from the query.
+func requestKey(r *http.Request) (string, bool) {
 	if key := r.Header.Get("X-API-Key"); key != "" {
-		return key
+		return key, false
 	}
 	if bearer, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
-		return strings.TrimSpace(bearer)
+		return strings.TrimSpace(bearer), false
 	}
-	return r.URL.Query().Get("api_key")
+	if key := r.URL.Query().Get("api_key"); key != "" {
+		return key, true
+	}
+	if cookie, err := r.Cookie(keyCookie); err == nil {
+		return cookie.Value, false
+	}
+	return "", false
 }
 
 // Allows reports whether the request may reach its path, and why not. Keys are compared
 // as SHA-256 digests in constant time, so neither content nor length leaks through timing.
 func (a *Auth) Allows(r *http.Request) (bool, string) {
+	ok, reason, _ := a.check(r)
+	return ok, reason
+}
+
+// check is Allows that also reports a valid key given in the query string.
+func (a *Auth) check(r *http.Request) (ok bool, reason string, validQueryKey string) {
 	if !a.keySet {
-		return true, ""
+		return true, "", ""
 	}
 	tier := a.TierOf(r.URL.Path)
 	if tier == TierPublic || (tier == TierRead && !a.ReadAuth) {
-		return true, ""
+		return true, "", ""
 	}
-	key := requestKey(r)
+	key, fromQuery := requestKey(r)
 	if key == "" {
-		return false, "API key required"
+		return false, "API key required", ""
 	}
 	given := sha256.Sum256([]byte(key))
 	if subtle.ConstantTimeCompare(given[:], a.keyHash[:]) != 1 {
-		return false, "invalid API key"
+		return false, "invalid API key", ""
 	}
-	return true, ""
+	if fromQuery {
+		return true, "", key
+	}
+	return true, "", ""
 }
 
 // Middleware answers 401 with the API's error body when the key is missing or wrong.
 func (a *Auth) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if ok, reason := a.Allows(r); !ok {
+		ok, reason, queryKey := a.check(r)
+		if !ok {
 			writeProblem(w, http.StatusUnauthorized, reason)
 			return
+		}
+		if queryKey != "" {
+			http.SetCookie(w, &http.Cookie{
+				Name: keyCookie, Value: queryKey, Path: "/", HttpOnly: true,
+				SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil,
+			})
 		}
 		next.ServeHTTP(w, r)
 	})

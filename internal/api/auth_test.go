@@ -1,6 +1,7 @@
 package api
 
 import (
+	"net/http"
 	"net/http/httptest"
 	"testing"
 
@@ -57,6 +58,8 @@ func TestAuth(t *testing.T) {
 			{name: "AdminBearer", key: "k", path: "/custom/x", header: map[string]string{"Authorization": "Bearer k"}, want: true},
 			{name: "AdminQueryKey", key: "k", path: "/custom/x", query: "?api_key=k", want: true},
 			{name: "PrefixOfKeyRejected", key: "key", path: "/custom/x", query: "?api_key=ke", reason: "invalid API key"},
+			{name: "CookieKey", key: "k", path: "/riverui/api/jobs", header: map[string]string{"Cookie": "crunch_api_key=k"}, want: true},
+			{name: "WrongCookieKey", key: "k", path: "/riverui/api/jobs", header: map[string]string{"Cookie": "crunch_api_key=x"}, reason: "invalid API key"},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
@@ -72,4 +75,23 @@ func TestAuth(t *testing.T) {
 			})
 		}
 	})
+}
+
+func TestAuthSetsCookieForQueryKey(t *testing.T) {
+	t.Parallel()
+	auth := NewAuth("k", false, nil, []string{"/riverui"})
+	handler := auth.Middleware(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) }))
+
+	rec := httptest.NewRecorder()
+	handler.ServeHTTP(rec, httptest.NewRequest("GET", "/riverui/?api_key=k", nil))
+	require.Equal(t, http.StatusNoContent, rec.Code)
+	cookies := rec.Result().Cookies()
+	require.Len(t, cookies, 1)
+	require.Equal(t, "crunch_api_key", cookies[0].Name)
+	require.True(t, cookies[0].HttpOnly)
+
+	rec = httptest.NewRecorder()
+	handler.ServeHTTP(rec, httptest.NewRequest("GET", "/riverui/?api_key=wrong", nil))
+	require.Equal(t, http.StatusUnauthorized, rec.Code)
+	require.Empty(t, rec.Result().Cookies())
 }

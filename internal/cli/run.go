@@ -17,6 +17,7 @@ import (
 	"github.com/pressly/goose/v3"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"riverqueue.com/riverui"
 
 	"github.com/crunchnode/crunch-node/db"
 	"github.com/crunchnode/crunch-node/internal/api"
@@ -111,7 +112,20 @@ func runNode(ctx context.Context, opts nodeOptions) error {
 	serveErr := make(chan error, 1)
 	var address string
 	if opts.roles.Has(jobs.RoleReport) {
+		riverUI, err := riverui.NewHandler(&riverui.HandlerOpts{
+			Endpoints:                riverui.NewEndpoints(riverClient, nil),
+			JobListHideArgsByDefault: false,
+			Logger:                   logger.With(slog.String("component", "riverui")),
+			Prefix:                   "/riverui",
+		})
+		if err != nil {
+			return fmt.Errorf("creating River UI: %w", err)
+		}
+		if err := riverUI.Start(ctx); err != nil {
+			return fmt.Errorf("starting River UI: %w", err)
+		}
 		handler, _ := api.NewHandler(api.Deps{
+			Mounts:   map[string]http.Handler{"/riverui": riverUI},
 			Config:   cfg,
 			Logger:   logger,
 			Metrics:  metrics,
