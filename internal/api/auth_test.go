@@ -58,8 +58,8 @@ func TestAuth(t *testing.T) {
 			{name: "AdminBearer", key: "k", path: "/custom/x", header: map[string]string{"Authorization": "Bearer k"}, want: true},
 			{name: "AdminQueryKey", key: "k", path: "/custom/x", query: "?api_key=k", want: true},
 			{name: "PrefixOfKeyRejected", key: "key", path: "/custom/x", query: "?api_key=ke", reason: "invalid API key"},
-			{name: "CookieKey", key: "k", path: "/riverui/api/jobs", header: map[string]string{"Cookie": "crunch_api_key=k"}, want: true},
-			{name: "WrongCookieKey", key: "k", path: "/riverui/api/jobs", header: map[string]string{"Cookie": "crunch_api_key=x"}, reason: "invalid API key"},
+			{name: "CookieKey", key: "k", path: "/custom/x", header: map[string]string{"Cookie": "crunch_api_key=k"}, want: true},
+			{name: "WrongCookieKey", key: "k", path: "/custom/x", header: map[string]string{"Cookie": "crunch_api_key=x"}, reason: "invalid API key"},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
