@@ -162,3 +162,39 @@ UPDATE backfill_jobs SET
     updated_at = coalesce(sqlc.narg('now')::timestamptz, now())
 WHERE id = @id::text
 RETURNING *;
+
+-- FeedRecordCopy is the bulk path: COPY straight into the partitioned table. It is used
+-- only for a page whose time range holds no record of its scope yet (the common case for
+-- polls and backfills); a page that overlaps stored data takes FeedRecordUpsertMany.
+-- name: FeedRecordCopy :copyfrom
+INSERT INTO feed_records (
+    granularity,
+    kind,
+    meta,
+    payload,
+    source,
+    subject,
+    ts_event,
+    ts_ingested
+) VALUES (
+    @granularity,
+    @kind,
+    @meta,
+    @payload,
+    @source,
+    @subject,
+    @ts_event,
+    @ts_ingested
+);
+
+-- FeedRecordExistsInRange says whether a scope already has a record in [start, end].
+-- name: FeedRecordExistsInRange :one
+SELECT EXISTS (
+    SELECT 1 FROM feed_records
+    WHERE source = @source::text
+      AND subject = @subject::text
+      AND kind = @kind::text
+      AND granularity = @granularity::text
+      AND ts_event >= @start_ts::timestamptz
+      AND ts_event <= @end_ts::timestamptz
+) AS found;

@@ -262,6 +262,53 @@ func (q *Queries) BackfillJobProgress(ctx context.Context, db DBTX, arg *Backfil
 	return &i, err
 }
 
+type FeedRecordCopyParams struct {
+	Granularity string          `json:"granularity"`
+	Kind        string          `json:"kind"`
+	Meta        json.RawMessage `json:"meta"`
+	Payload     json.RawMessage `json:"payload"`
+	Source      string          `json:"source"`
+	Subject     string          `json:"subject"`
+	TSEvent     time.Time       `json:"ts_event"`
+	TSIngested  time.Time       `json:"ts_ingested"`
+}
+
+const feedRecordExistsInRange = `-- name: FeedRecordExistsInRange :one
+SELECT EXISTS (
+    SELECT 1 FROM feed_records
+    WHERE source = $1::text
+      AND subject = $2::text
+      AND kind = $3::text
+      AND granularity = $4::text
+      AND ts_event >= $5::timestamptz
+      AND ts_event <= $6::timestamptz
+) AS found
+`
+
+type FeedRecordExistsInRangeParams struct {
+	Source      string    `json:"source"`
+	Subject     string    `json:"subject"`
+	Kind        string    `json:"kind"`
+	Granularity string    `json:"granularity"`
+	StartTS     time.Time `json:"start_ts"`
+	EndTS       time.Time `json:"end_ts"`
+}
+
+// FeedRecordExistsInRange says whether a scope already has a record in [start, end].
+func (q *Queries) FeedRecordExistsInRange(ctx context.Context, db DBTX, arg *FeedRecordExistsInRangeParams) (bool, error) {
+	row := db.QueryRow(ctx, feedRecordExistsInRange,
+		arg.Source,
+		arg.Subject,
+		arg.Kind,
+		arg.Granularity,
+		arg.StartTS,
+		arg.EndTS,
+	)
+	var found bool
+	err := row.Scan(&found)
+	return found, err
+}
+
 const feedRecordListNewest = `-- name: FeedRecordListNewest :many
 SELECT source, subject, kind, granularity, ts_event, ts_ingested, payload, meta FROM feed_records
 WHERE source = $1::text
