@@ -27,12 +27,15 @@ func BenchmarkCallFanout100(b *testing.B) {
 	r := NewRunner(RunnerOptions{Client: ClientOptions{CallTimeout: 5 * time.Second}, Logger: slog.New(slog.DiscardHandler)})
 	defer r.Close()
 	r.Update(models)
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.After(30 * time.Second)
+	poll := time.NewTicker(10 * time.Millisecond)
+	defer poll.Stop()
 	for countReady(r) < n {
-		if time.Now().After(deadline) {
+		select {
+		case <-deadline:
 			b.Fatalf("only %d of %d models ready", countReady(r), n)
+		case <-poll.C:
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
 	args, err := variant.Args("BTCUSDT", 60, 15)
 	if err != nil {
