@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -37,11 +38,11 @@ func ExampleFactory(name string, opts ExampleOptions) (Factory, error) {
 		c := opts.ConstantValue
 		signal = func([]float64) float64 { return c }
 	case "contrarian":
-		signal = func(closes []float64) float64 { return -momentum(closes) }
+		signal = func(closes []float64) float64 { return scaled(-momentum(closes), closes) }
 	case "mean-reversion":
-		signal = meanReversion
+		signal = func(closes []float64) float64 { return scaled(meanReversion(closes), closes) }
 	case "momentum":
-		signal = momentum
+		signal = func(closes []float64) float64 { return scaled(momentum(closes), closes) }
 	default:
 		return nil, fmt.Errorf("unknown example model %q (known: %s)", name, strings.Join(ExampleNames(), ", "))
 	}
@@ -79,6 +80,37 @@ func meanReversion(closes []float64) float64 {
 		return 0
 	}
 	return -(closes[len(closes)-1] - mean) / mean
+}
+
+// scaled expresses a raw relative move in units of the recent volatility of five-step
+// moves and squashes it into (-1, 1), so the examples' signals are comparable across
+// assets and granularities (a raw one-second return is around 1e-5, which no scorer
+// would tell from zero).
+func scaled(raw float64, closes []float64) float64 {
+	window := closes[max(0, len(closes)-61):]
+	if len(window) < 3 {
+		return 0
+	}
+	var sum, sumSq float64
+	n := 0
+	for i := 1; i < len(window); i++ {
+		if window[i-1] == 0 {
+			continue
+		}
+		r := (window[i] - window[i-1]) / window[i-1]
+		sum += r
+		sumSq += r * r
+		n++
+	}
+	if n < 2 {
+		return 0
+	}
+	mean := sum / float64(n)
+	variance := sumSq/float64(n) - mean*mean
+	if variance <= 0 {
+		return 0
+	}
+	return math.Tanh(raw / (math.Sqrt(variance) * math.Sqrt(5)))
 }
 
 type point struct {

@@ -136,7 +136,8 @@ func TestCallSemantics(t *testing.T) {
 	require.Equal(t, mrpb.VariantType_JSON, resp.GetMethodResponse().GetType())
 	got, err := variant.Decode(resp.GetMethodResponse())
 	require.NoError(t, err)
-	require.InDelta(t, 0.1, got.(map[string]any)["value"], 1e-12) // (110-100)/100
+	// (110-100)/100 in units of the window's volatility, squashed into (-1, 1).
+	require.InDelta(t, scaled(0.1, []float64{100, 101, 102, 103, 104, 110}), got.(map[string]any)["value"], 1e-12)
 
 	// Rest drops the instance.
 	rest, err := b.stub.Rest(ctx, &emptypb.Empty{})
@@ -262,9 +263,9 @@ func TestExamples(t *testing.T) {
 		want float64
 	}{
 		{name: "constant", want: 0.25},
-		{name: "contrarian", want: -(105.0 - 102) / 102},
-		{name: "mean-reversion", want: -(105 - 103.8) / 103.8},
-		{name: "momentum", want: (105.0 - 102) / 102},
+		{name: "contrarian", want: scaled(-(105.0-102)/102, closes)},
+		{name: "mean-reversion", want: scaled(-(105-103.8)/103.8, closes)},
+		{name: "momentum", want: scaled((105.0-102)/102, closes)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -299,7 +300,18 @@ func TestExampleTicksAndEmpty(t *testing.T) {
 	require.Equal(t, StatusSuccess, b.call(t, "feed_update", ticks).GetStatus().GetCode())
 	got, err = variant.Decode(b.call(t, "predict", "ETH", 60, 15).GetMethodResponse())
 	require.NoError(t, err)
-	require.InDelta(t, 0.1, got.(map[string]any)["value"], 1e-12)
+	require.Equal(t, 0.0, got.(map[string]any)["value"], "two prices are too few to estimate volatility")
+}
+
+func TestScaled(t *testing.T) {
+	t.Parallel()
+	closes := []float64{100, 101, 100, 101, 100, 101}
+	require.Zero(t, scaled(0.01, closes[:2]))
+	require.Zero(t, scaled(0.01, []float64{100, 100, 100}), "no volatility, no signal")
+	up := scaled(0.01, closes)
+	require.Greater(t, up, 0.0)
+	require.Less(t, up, 1.0)
+	require.InDelta(t, -up, scaled(-0.01, closes), 1e-12)
 }
 
 func TestExampleFactoryUnknown(t *testing.T) {
