@@ -15,6 +15,10 @@ import (
 )
 
 func feedConfig(t *testing.T, env map[string]string) *config.Config {
+	return feedConfigTB(t, env)
+}
+
+func feedConfigTB(t testing.TB, env map[string]string) *config.Config {
 	t.Helper()
 	cfg, err := config.Load(func(k string) string { return env[k] }, config.Options{Dir: t.TempDir()})
 	require.NoError(t, err)

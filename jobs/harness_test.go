@@ -27,7 +27,7 @@ type testBundle struct {
 
 // setupRiver starts a client working every queue. Periodic jobs are left out so a test
 // decides what runs.
-func setupRiver(t *testing.T, cfg *config.Config, mutate func(*Deps)) *testBundle {
+func setupRiver(t testing.TB, cfg *config.Config, mutate func(*Deps)) *testBundle {
 	t.Helper()
 	ctx := context.Background()
 	pool := dbtest.NewPool(t)
@@ -59,14 +59,14 @@ func setupRiver(t *testing.T, cfg *config.Config, mutate func(*Deps)) *testBundl
 }
 
 // runJob inserts a job and waits until it has finished, returning the event.
-func (b *testBundle) runJob(t *testing.T, args river.JobArgs) *river.Event {
+func (b *testBundle) runJob(t testing.TB, args river.JobArgs) *river.Event {
 	t.Helper()
 	inserted, err := b.client.Insert(context.Background(), args, nil)
 	require.NoError(t, err)
 	return b.waitJob(t, inserted.Job.ID)
 }
 
-func (b *testBundle) waitJob(t *testing.T, id int64) *river.Event {
+func (b *testBundle) waitJob(t testing.TB, id int64) *river.Event {
 	t.Helper()
 	timeout := time.After(30 * time.Second)
 	for {
@@ -82,7 +82,7 @@ func (b *testBundle) waitJob(t *testing.T, id int64) *river.Event {
 }
 
 // waitKind waits for the next finished job of a kind (one enqueued by another job).
-func (b *testBundle) waitKind(t *testing.T, kind string) *river.Event {
+func (b *testBundle) waitKind(t testing.TB, kind string) *river.Event {
 	t.Helper()
 	timeout := time.After(30 * time.Second)
 	for {

@@ -187,6 +187,9 @@ func (w *PredictWorker) Work(ctx context.Context, job *river.Job[PredictArgs]) e
 		return err
 	}
 	persisted := time.Now()
+	if w.deps.TickCommitted != nil {
+		w.deps.TickCommitted(job.Args, persisted)
+	}
 
 	m := w.deps.Metrics.PredictStage
 	m.WithLabelValues("pickup").Observe(started.Sub(job.ScheduledAt).Seconds())

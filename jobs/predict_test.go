@@ -17,7 +17,7 @@ import (
 )
 
 // startHost serves an example model on a loopback port until the test ends.
-func startHost(t *testing.T, id, example string, faults modelhost.Faults) modelrunner.ModelInfo {
+func startHost(t testing.TB, id, example string, faults modelhost.Faults) modelrunner.ModelInfo {
 	t.Helper()
 	factory, err := modelhost.ExampleFactory(example, modelhost.ExampleOptions{ConstantValue: 0.5})
 	require.NoError(t, err)
@@ -34,7 +34,7 @@ func startHost(t *testing.T, id, example string, faults modelhost.Faults) modelr
 	}
 }
 
-func newPredicting(t *testing.T, models []modelrunner.ModelInfo) *Predicting {
+func newPredicting(t testing.TB, models []modelrunner.ModelInfo) *Predicting {
 	t.Helper()
 	runner := modelrunner.NewRunner(modelrunner.RunnerOptions{Client: modelrunner.ClientOptions{CallTimeout: 2 * time.Second}})
 	t.Cleanup(runner.Close)

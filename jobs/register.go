@@ -33,6 +33,9 @@ type Deps struct {
 	Now func() time.Time
 	// Scoring is set in processes that run the score role.
 	Scoring *Scoring
+	// TickCommitted, when set, is told when a tick's predictions have committed
+	// (benchmarks measure the hot path with it).
+	TickCommitted func(args PredictArgs, at time.Time)
 	// Predicting is set in processes that run the predict role.
 	Predicting *Predicting
 	// Feeds builds and caches feed providers (feed role).
