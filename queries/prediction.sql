@@ -97,3 +97,15 @@ WHERE p.performed_at >= @start_ts::timestamptz
   AND (@include_virtual::boolean OR NOT m.virtual)
 ORDER BY p.performed_at, p.model_id
 LIMIT @max_rows::integer;
+
+-- PredictionTimingList returns the stage timings of the newest ticks (one row per tick:
+-- every prediction of a tick carries the same timing).
+-- name: PredictionTimingList :many
+SELECT input_id,
+       max(performed_at)::timestamptz AS performed_at,
+       ((array_agg(meta -> 'timing'))[1])::jsonb AS timing
+FROM predictions
+WHERE performed_at >= coalesce(sqlc.narg('now')::timestamptz, now()) - interval '7 days'
+GROUP BY input_id
+ORDER BY 2 DESC
+LIMIT @max_rows::integer;

@@ -62,6 +62,7 @@ func NewHandler(deps Deps) (http.Handler, huma.API) {
 	registerHealth(api, deps)
 	registerBackfill(api, deps)
 	registerReports(api, deps)
+	registerTiming(api, deps)
 	for _, register := range deps.Register {
 		register(api)
 	}

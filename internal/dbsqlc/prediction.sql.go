@@ -332,3 +332,47 @@ func (q *Queries) PredictionMarkMany(ctx context.Context, db DBTX, arg *Predicti
 	}
 	return result.RowsAffected(), nil
 }
+
+const predictionTimingList = `-- name: PredictionTimingList :many
+SELECT input_id,
+       max(performed_at)::timestamptz AS performed_at,
+       ((array_agg(meta -> 'timing'))[1])::jsonb AS timing
+FROM predictions
+WHERE performed_at >= coalesce($1::timestamptz, now()) - interval '7 days'
+GROUP BY input_id
+ORDER BY 2 DESC
+LIMIT $2::integer
+`
+
+type PredictionTimingListParams struct {
+	Now     *time.Time `json:"now"`
+	MaxRows int32      `json:"max_rows"`
+}
+
+type PredictionTimingListRow struct {
+	InputID     string          `json:"input_id"`
+	PerformedAt time.Time       `json:"performed_at"`
+	Timing      json.RawMessage `json:"timing"`
+}
+
+// PredictionTimingList returns the stage timings of the newest ticks (one row per tick:
+// every prediction of a tick carries the same timing).
+func (q *Queries) PredictionTimingList(ctx context.Context, db DBTX, arg *PredictionTimingListParams) ([]*PredictionTimingListRow, error) {
+	rows, err := db.Query(ctx, predictionTimingList, arg.Now, arg.MaxRows)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []*PredictionTimingListRow
+	for rows.Next() {
+		var i PredictionTimingListRow
+		if err := rows.Scan(&i.InputID, &i.PerformedAt, &i.Timing); err != nil {
+			return nil, err
+		}
+		items = append(items, &i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
