@@ -198,3 +198,23 @@ SELECT EXISTS (
       AND ts_event >= @start_ts::timestamptz
       AND ts_event <= @end_ts::timestamptz
 ) AS found;
+
+-- FeedExportDayList lists the (scope, UTC day) pairs covered by completed backfills, with
+-- how many records each holds: the files of the Parquet data plane.
+-- name: FeedExportDayList :many
+WITH days AS (
+    SELECT DISTINCT b.source, b.subject, b.kind, b.granularity,
+           generate_series(date_trunc('day', b.start_ts AT TIME ZONE 'UTC'),
+                           date_trunc('day', b.end_ts AT TIME ZONE 'UTC'),
+                           interval '1 day')::date AS day
+    FROM backfill_jobs b
+    WHERE b.status = 'completed'
+)
+SELECT d.source, d.subject, d.kind, d.granularity, d.day,
+       (SELECT count(*) FROM feed_records r
+        WHERE r.source = d.source AND r.subject = d.subject AND r.kind = d.kind AND r.granularity = d.granularity
+          AND r.ts_event >= d.day::timestamp AT TIME ZONE 'UTC'
+          AND r.ts_event < (d.day + 1)::timestamp AT TIME ZONE 'UTC')::bigint AS records
+FROM days d
+ORDER BY d.source, d.subject, d.kind, d.granularity, d.day
+LIMIT 5000;

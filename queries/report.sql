@@ -169,53 +169,80 @@ WHERE p.performed_at >= @start_ts::timestamptz
 ORDER BY p.performed_at DESC, p.model_id DESC
 LIMIT @max_rows::integer;
 
--- FeedSummaryListForReport is /reports/feeds: one row per scope that has a watermark or
--- records (has_records false: oldest, newest and cap_ts are the epoch then). Oldest and
--- newest come from the primary key (ordered scans with LIMIT 1 that
--- touch one partition each). record_count counts the records exactly up to count_cap
--- rows through an index-only scan; above the cap it is estimated from the records per
--- second of the newest count_cap rows over the scope's whole span (see feedRecordCount).
--- name: FeedSummaryListForReport :many
-WITH scopes AS (
+-- FeedScopeListForReport is the first half of /reports/feeds: every scope that has a
+-- watermark or records, with its watermark. The scopes of the records are found by a skip
+-- scan of the primary key (one index probe per scope and partition), not a DISTINCT over
+-- every record.
+-- name: FeedScopeListForReport :many
+WITH RECURSIVE record_scopes AS (
+    (SELECT r.source, r.subject, r.kind, r.granularity
+     FROM feed_records r
+     ORDER BY r.source, r.subject, r.kind, r.granularity
+     LIMIT 1)
+    UNION ALL
+    SELECT nx.source, nx.subject, nx.kind, nx.granularity
+    FROM record_scopes rs
+    CROSS JOIN LATERAL (
+        SELECT r.source, r.subject, r.kind, r.granularity
+        FROM feed_records r
+        WHERE (r.source, r.subject, r.kind, r.granularity) > (rs.source, rs.subject, rs.kind, rs.granularity)
+        ORDER BY r.source, r.subject, r.kind, r.granularity
+        LIMIT 1
+    ) nx
+),
+scopes AS (
     SELECT source, subject, kind, granularity FROM feed_ingestion_state
     UNION
-    SELECT DISTINCT source, subject, kind, granularity FROM feed_records
+    SELECT source, subject, kind, granularity FROM record_scopes
 )
 SELECT s.source,
        s.subject,
        s.kind,
        s.granularity,
-       (o.ts_event IS NOT NULL)::boolean AS has_records,
-       coalesce(c.n, 0)::bigint AS counted,
-       coalesce(c.cap_ts, 'epoch')::timestamptz AS cap_ts,
-       coalesce(o.ts_event, 'epoch')::timestamptz AS oldest_ts,
-       coalesce(n.ts_event, 'epoch')::timestamptz AS newest_ts,
        st.last_event_ts AS watermark_ts,
        st.updated_at AS watermark_updated_at
 FROM scopes s
 LEFT JOIN feed_ingestion_state st USING (source, subject, kind, granularity)
+ORDER BY s.source, s.subject, s.kind, s.granularity;
+
+-- FeedScopeStatsGet is the second half of /reports/feeds, one scope at a time: its oldest
+-- and newest record (ordered primary key scans with LIMIT 1) and its record count, exact
+-- up to count_cap through a bounded index-only scan of the newest records; cap_ts is the
+-- oldest record counted, from which feedRecordCount extrapolates above the cap. Asked per
+-- scope, each statement stays cheap in the planner's eyes too: one statement over all
+-- scopes is estimated expensive enough to trigger JIT compilation, which costs seconds.
+-- has_records false means the other times are the epoch.
+-- name: FeedScopeStatsGet :one
+SELECT (o.ts_event IS NOT NULL)::boolean AS has_records,
+       coalesce(o.ts_event, 'epoch')::timestamptz AS oldest_ts,
+       coalesce(n.ts_event, 'epoch')::timestamptz AS newest_ts,
+       c.counted::bigint AS counted,
+       coalesce(c.cap_ts, 'epoch')::timestamptz AS cap_ts
+FROM (SELECT 1) AS one
 LEFT JOIN LATERAL (
     SELECT r.ts_event FROM feed_records r
-    WHERE r.source = s.source AND r.subject = s.subject AND r.kind = s.kind AND r.granularity = s.granularity
+    WHERE r.source = @source::text AND r.subject = @subject::text
+      AND r.kind = @kind::text AND r.granularity = @granularity::text
     ORDER BY r.ts_event
     LIMIT 1
 ) o ON true
 LEFT JOIN LATERAL (
     SELECT r.ts_event FROM feed_records r
-    WHERE r.source = s.source AND r.subject = s.subject AND r.kind = s.kind AND r.granularity = s.granularity
+    WHERE r.source = @source::text AND r.subject = @subject::text
+      AND r.kind = @kind::text AND r.granularity = @granularity::text
     ORDER BY r.ts_event DESC
     LIMIT 1
 ) n ON true
-LEFT JOIN LATERAL (
-    SELECT count(*) AS n, min(t.ts_event) AS cap_ts
+CROSS JOIN LATERAL (
+    SELECT count(*) AS counted, min(t.ts_event) AS cap_ts
     FROM (
         SELECT r.ts_event FROM feed_records r
-        WHERE r.source = s.source AND r.subject = s.subject AND r.kind = s.kind AND r.granularity = s.granularity
+        WHERE r.source = @source::text AND r.subject = @subject::text
+          AND r.kind = @kind::text AND r.granularity = @granularity::text
         ORDER BY r.ts_event DESC
         LIMIT @count_cap::integer
     ) t
-) c ON true
-ORDER BY s.source, s.subject, s.kind, s.granularity;
+) c;
 
 -- FeedRecordListTail is /reports/feeds/tail: the newest records first, each scope field
 -- optional (the UI sends all four, which makes it a backwards primary key scan).

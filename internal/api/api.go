@@ -7,6 +7,7 @@ package api
 import (
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/danielgtaylor/huma/v2/adapters/humachi"
@@ -17,6 +18,8 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/crunchnode/crunch-node/internal/config"
+	"github.com/crunchnode/crunch-node/internal/customsql"
+	"github.com/crunchnode/crunch-node/internal/dashboard"
 	"github.com/crunchnode/crunch-node/internal/telemetry"
 )
 
@@ -33,8 +36,10 @@ type Deps struct {
 	// Warnings returns conditions the node runs with but an operator should fix (for
 	// example a scoring function that looks like a stub); /healthz lists them.
 	Warnings func() []string
-	// Mounts are extra handlers under a path prefix (River UI, the dashboard).
+	// Mounts are extra handlers under a path prefix (River UI).
 	Mounts map[string]http.Handler
+	// CustomSQL are the operator's SQL endpoints, served under /custom; nil for none.
+	CustomSQL *customsql.Set
 	// Register adds further endpoints; roles that own data add theirs here.
 	Register []func(api huma.API)
 }
@@ -61,6 +66,7 @@ func NewHandler(deps Deps) (http.Handler, huma.API) {
 
 	registerHealth(api, deps)
 	registerBackfill(api, deps)
+	registerData(api, deps)
 	registerReports(api, deps)
 	registerTiming(api, deps)
 	for _, register := range deps.Register {
@@ -69,6 +75,22 @@ func NewHandler(deps Deps) (http.Handler, huma.API) {
 
 	router.Get("/docs", docsHandler(deps.Version))
 	router.Handle("/metrics", deps.Metrics.Handler())
+	dash := dashboard.Handler()
+	router.Handle("/", dash)
+	router.Handle("/index.html", dash)
+	router.Handle("/static/*", dash)
+	if deps.CustomSQL != nil {
+		opts := customsql.Options{
+			MaxRows:          deps.Config.CustomSQLMaxRows,
+			StatementTimeout: time.Duration(deps.Config.CustomSQLTimeoutSeconds * float64(time.Second)),
+		}
+		custom := deps.CustomSQL.Handler(deps.Pool, deps.Logger, opts)
+		router.Handle("/custom", custom)
+		router.Handle("/custom/*", custom)
+		for _, op := range deps.CustomSQL.Operations(opts) {
+			api.OpenAPI().AddOperation(op)
+		}
+	}
 	for prefix, handler := range deps.Mounts {
 		router.Mount(prefix, handler)
 	}

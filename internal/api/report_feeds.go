@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"fmt"
+	"math"
 	"net/http"
 	"time"
 
@@ -112,23 +113,34 @@ func (r *reports) registerFeeds(api huma.API) {
 }
 
 func (r *reports) feeds(ctx context.Context) ([]FeedRow, error) {
-	found, err := dbsqlc.New().FeedSummaryListForReport(ctx, r.deps.Pool, feedCountCap)
+	queries := dbsqlc.New()
+	scopes, err := queries.FeedScopeListForReport(ctx, r.deps.Pool)
 	if err != nil {
 		return nil, fmt.Errorf("listing feeds: %w", err)
 	}
-	rows := make([]FeedRow, 0, len(found))
-	for _, f := range found {
-		row := FeedRow{
-			Granularity:        f.Granularity,
-			Kind:               f.Kind,
-			Source:             f.Source,
-			Subject:            f.Subject,
-			WatermarkTS:        utcPtr(f.WatermarkTS),
-			WatermarkUpdatedAt: utcPtr(f.WatermarkUpdatedAt),
+	rows := make([]FeedRow, 0, len(scopes))
+	for _, scope := range scopes {
+		stats, err := queries.FeedScopeStatsGet(ctx, r.deps.Pool, &dbsqlc.FeedScopeStatsGetParams{
+			CountCap:    feedCountCap,
+			Granularity: scope.Granularity,
+			Kind:        scope.Kind,
+			Source:      scope.Source,
+			Subject:     scope.Subject,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("reading feed %s/%s/%s/%s: %w", scope.Source, scope.Subject, scope.Kind, scope.Granularity, err)
 		}
-		row.RecordCount, row.RecordCountExact = feedRecordCount(f, feedCountCap)
-		if f.HasRecords {
-			row.OldestTS, row.NewestTS = utcPtr(&f.OldestTS), utcPtr(&f.NewestTS)
+		row := FeedRow{
+			Granularity:        scope.Granularity,
+			Kind:               scope.Kind,
+			Source:             scope.Source,
+			Subject:            scope.Subject,
+			WatermarkTS:        utcPtr(scope.WatermarkTS),
+			WatermarkUpdatedAt: utcPtr(scope.WatermarkUpdatedAt),
+		}
+		row.RecordCount, row.RecordCountExact = feedRecordCount(stats, feedCountCap)
+		if stats.HasRecords {
+			row.OldestTS, row.NewestTS = utcPtr(&stats.OldestTS), utcPtr(&stats.NewestTS)
 		}
 		rows = append(rows, row)
 	}
@@ -138,7 +150,7 @@ func (r *reports) feeds(ctx context.Context) ([]FeedRow, error) {
 // feedRecordCount is the exact count when the scope has fewer records than the cap, and
 // otherwise the newest records' density extrapolated over the scope's whole span (never
 // less than what was counted).
-func feedRecordCount(f *dbsqlc.FeedSummaryListForReportRow, limit int64) (int64, bool) {
+func feedRecordCount(f *dbsqlc.FeedScopeStatsGetRow, limit int64) (int64, bool) {
 	if !f.HasRecords || f.Counted < limit {
 		return f.Counted, true
 	}
@@ -147,6 +159,6 @@ func feedRecordCount(f *dbsqlc.FeedSummaryListForReportRow, limit int64) (int64,
 	if recent <= 0 || span <= recent {
 		return f.Counted, span <= recent
 	}
-	estimate := int64(float64(f.Counted-1)*(float64(span)/float64(recent))) + 1
+	estimate := int64(math.Round(float64(f.Counted-1)*float64(span)/float64(recent))) + 1
 	return max(estimate, f.Counted), false
 }

@@ -65,8 +65,11 @@ type leaderboardInput struct {
 type leaderboardOutput struct {
 	Body            []byte
 	ContentEncoding string `header:"Content-Encoding"`
-	ContentType     string `header:"Content-Type"`
-	Vary            string `header:"Vary"`
+	// ContentLength spares net/http the chunked encoding it uses for bodies written
+	// without a known length.
+	ContentLength int    `header:"Content-Length"`
+	ContentType   string `header:"Content-Type"`
+	Vary          string `header:"Vary"`
 }
 
 func (r *reports) registerLeaderboard(api huma.API) {
@@ -96,6 +99,7 @@ func (r *reports) registerLeaderboard(api huma.API) {
 		if acceptsGzip(in.AcceptEncoding) {
 			out.Body, out.ContentEncoding = body.gzip, "gzip"
 		}
+		out.ContentLength = len(out.Body)
 		return out, nil
 	})
 }

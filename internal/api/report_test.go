@@ -177,7 +177,7 @@ func TestReportModels(t *testing.T) {
 	f.score(t, "alpha", now.Add(-48*time.Hour), result(1), "")
 	f.score(t, "alpha", now.Add(-time.Hour), result(3), "")
 	f.score(t, "alpha", now.Add(-30*time.Minute), result(100), "ground truth missing") // failed: no value
-	f.predict(t, "beta", now.Add(-time.Hour))                                             // never scored
+	f.predict(t, "beta", now.Add(-time.Hour))                                          // never scored
 	f.score(t, "gamma", now.Add(-48*time.Hour), result(2), "")
 	f.score(t, "ensemble", now.Add(-time.Hour), result(5), "")
 	bundle := setup(t, pool, nil)

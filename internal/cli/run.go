@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -22,6 +23,7 @@ import (
 	"github.com/crunchnode/crunch-node/db"
 	"github.com/crunchnode/crunch-node/internal/api"
 	"github.com/crunchnode/crunch-node/internal/config"
+	"github.com/crunchnode/crunch-node/internal/customsql"
 	"github.com/crunchnode/crunch-node/internal/postgres"
 	"github.com/crunchnode/crunch-node/internal/telemetry"
 	"github.com/crunchnode/crunch-node/jobs"
@@ -124,15 +126,17 @@ func runNode(ctx context.Context, opts nodeOptions) error {
 		if err := riverUI.Start(ctx); err != nil {
 			return fmt.Errorf("starting River UI: %w", err)
 		}
+		customSQL := loadCustomSQL(ctx, cfg, opts.workspace, logger)
 		handler, _ := api.NewHandler(api.Deps{
-			Mounts:   map[string]http.Handler{"/riverui": riverUI},
-			Config:   cfg,
-			Logger:   logger,
-			Metrics:  metrics,
-			Pool:     pool,
-			River:    riverClient,
-			Version:  Version,
-			Warnings: warn.list,
+			CustomSQL: customSQL,
+			Mounts:    map[string]http.Handler{"/riverui": riverUI},
+			Config:    cfg,
+			Logger:    logger,
+			Metrics:   metrics,
+			Pool:      pool,
+			River:     riverClient,
+			Version:   Version,
+			Warnings:  warn.list,
 		})
 		listener := opts.listener
 		if listener == nil {
@@ -226,4 +230,21 @@ func subscribeJobMetrics(client *river.Client[pgx.Tx], metrics *telemetry.Metric
 		}
 	}()
 	return cancel
+}
+
+// loadCustomSQL reads the operator's SQL endpoints. A bad file is logged with its name and
+// line and left out; the others are served.
+func loadCustomSQL(ctx context.Context, cfg *config.Config, dir string, logger *slog.Logger) *customsql.Set {
+	path := cfg.APIRoutesDir
+	if !filepath.IsAbs(path) && dir != "" {
+		path = filepath.Join(dir, path)
+	}
+	set, errs := customsql.Load(path)
+	for _, err := range errs {
+		logger.ErrorContext(ctx, "Custom SQL endpoint not loaded", slog.String("error", err.Error()))
+	}
+	if set != nil && len(set.Endpoints()) > 0 {
+		logger.InfoContext(ctx, "Custom SQL endpoints loaded", slog.String("dir", path), slog.Int("count", len(set.Endpoints())))
+	}
+	return set
 }

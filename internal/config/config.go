@@ -33,6 +33,9 @@ type Config struct {
 	APIReadAuth       bool     `env:"API_READ_AUTH"`
 	// APIRoutesDir holds custom SQL endpoints (*.sql), served under /custom.
 	APIRoutesDir string `env:"API_ROUTES_DIR" envDefault:"node/api"`
+	// CustomSQLMaxRows and CustomSQLTimeoutSeconds bound every custom SQL request.
+	CustomSQLMaxRows        int     `env:"CUSTOM_SQL_MAX_ROWS"        envDefault:"1000"`
+	CustomSQLTimeoutSeconds float64 `env:"CUSTOM_SQL_TIMEOUT_SECONDS" envDefault:"5"`
 
 	BackfillDataDir string `env:"BACKFILL_DATA_DIR" envDefault:"data/backfill"`
 
@@ -408,6 +411,12 @@ func (c *Config) Validate() error {
 	}
 	if _, err := url.Parse(c.DatabaseURL); err != nil || !strings.HasPrefix(c.DatabaseURL, "postgres") {
 		fail("DATABASE_URL", "must be a postgres:// URL")
+	}
+	if c.CustomSQLMaxRows < 1 {
+		fail("CUSTOM_SQL_MAX_ROWS", "must be at least 1, got %d", c.CustomSQLMaxRows)
+	}
+	if c.CustomSQLTimeoutSeconds <= 0 {
+		fail("CUSTOM_SQL_TIMEOUT_SECONDS", "must be positive, got %g", c.CustomSQLTimeoutSeconds)
 	}
 	if c.ShutdownGraceSeconds < 0 {
 		fail("SHUTDOWN_GRACE_SECONDS", "must not be negative, got %d", c.ShutdownGraceSeconds)

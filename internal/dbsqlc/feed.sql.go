@@ -262,6 +262,63 @@ func (q *Queries) BackfillJobProgress(ctx context.Context, db DBTX, arg *Backfil
 	return &i, err
 }
 
+const feedExportDayList = `-- name: FeedExportDayList :many
+WITH days AS (
+    SELECT DISTINCT b.source, b.subject, b.kind, b.granularity,
+           generate_series(date_trunc('day', b.start_ts AT TIME ZONE 'UTC'),
+                           date_trunc('day', b.end_ts AT TIME ZONE 'UTC'),
+                           interval '1 day')::date AS day
+    FROM backfill_jobs b
+    WHERE b.status = 'completed'
+)
+SELECT d.source, d.subject, d.kind, d.granularity, d.day,
+       (SELECT count(*) FROM feed_records r
+        WHERE r.source = d.source AND r.subject = d.subject AND r.kind = d.kind AND r.granularity = d.granularity
+          AND r.ts_event >= d.day::timestamp AT TIME ZONE 'UTC'
+          AND r.ts_event < (d.day + 1)::timestamp AT TIME ZONE 'UTC')::bigint AS records
+FROM days d
+ORDER BY d.source, d.subject, d.kind, d.granularity, d.day
+LIMIT 5000
+`
+
+type FeedExportDayListRow struct {
+	Source      string    `json:"source"`
+	Subject     string    `json:"subject"`
+	Kind        string    `json:"kind"`
+	Granularity string    `json:"granularity"`
+	Day         time.Time `json:"day"`
+	Records     int64     `json:"records"`
+}
+
+// FeedExportDayList lists the (scope, UTC day) pairs covered by completed backfills, with
+// how many records each holds: the files of the Parquet data plane.
+func (q *Queries) FeedExportDayList(ctx context.Context, db DBTX) ([]*FeedExportDayListRow, error) {
+	rows, err := db.Query(ctx, feedExportDayList)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []*FeedExportDayListRow
+	for rows.Next() {
+		var i FeedExportDayListRow
+		if err := rows.Scan(
+			&i.Source,
+			&i.Subject,
+			&i.Kind,
+			&i.Granularity,
+			&i.Day,
+			&i.Records,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, &i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 type FeedRecordCopyParams struct {
 	Granularity string          `json:"granularity"`
 	Kind        string          `json:"kind"`

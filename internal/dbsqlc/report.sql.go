@@ -66,88 +66,66 @@ func (q *Queries) FeedRecordListTail(ctx context.Context, db DBTX, arg *FeedReco
 	return items, nil
 }
 
-const feedSummaryListForReport = `-- name: FeedSummaryListForReport :many
-WITH scopes AS (
+const feedScopeListForReport = `-- name: FeedScopeListForReport :many
+WITH RECURSIVE record_scopes AS (
+    (SELECT r.source, r.subject, r.kind, r.granularity
+     FROM feed_records r
+     ORDER BY r.source, r.subject, r.kind, r.granularity
+     LIMIT 1)
+    UNION ALL
+    SELECT nx.source, nx.subject, nx.kind, nx.granularity
+    FROM record_scopes rs
+    CROSS JOIN LATERAL (
+        SELECT r.source, r.subject, r.kind, r.granularity
+        FROM feed_records r
+        WHERE (r.source, r.subject, r.kind, r.granularity) > (rs.source, rs.subject, rs.kind, rs.granularity)
+        ORDER BY r.source, r.subject, r.kind, r.granularity
+        LIMIT 1
+    ) nx
+),
+scopes AS (
     SELECT source, subject, kind, granularity FROM feed_ingestion_state
     UNION
-    SELECT DISTINCT source, subject, kind, granularity FROM feed_records
+    SELECT source, subject, kind, granularity FROM record_scopes
 )
 SELECT s.source,
        s.subject,
        s.kind,
        s.granularity,
-       (o.ts_event IS NOT NULL)::boolean AS has_records,
-       coalesce(c.n, 0)::bigint AS counted,
-       coalesce(c.cap_ts, 'epoch')::timestamptz AS cap_ts,
-       coalesce(o.ts_event, 'epoch')::timestamptz AS oldest_ts,
-       coalesce(n.ts_event, 'epoch')::timestamptz AS newest_ts,
        st.last_event_ts AS watermark_ts,
        st.updated_at AS watermark_updated_at
 FROM scopes s
 LEFT JOIN feed_ingestion_state st USING (source, subject, kind, granularity)
-LEFT JOIN LATERAL (
-    SELECT r.ts_event FROM feed_records r
-    WHERE r.source = s.source AND r.subject = s.subject AND r.kind = s.kind AND r.granularity = s.granularity
-    ORDER BY r.ts_event
-    LIMIT 1
-) o ON true
-LEFT JOIN LATERAL (
-    SELECT r.ts_event FROM feed_records r
-    WHERE r.source = s.source AND r.subject = s.subject AND r.kind = s.kind AND r.granularity = s.granularity
-    ORDER BY r.ts_event DESC
-    LIMIT 1
-) n ON true
-LEFT JOIN LATERAL (
-    SELECT count(*) AS n, min(t.ts_event) AS cap_ts
-    FROM (
-        SELECT r.ts_event FROM feed_records r
-        WHERE r.source = s.source AND r.subject = s.subject AND r.kind = s.kind AND r.granularity = s.granularity
-        ORDER BY r.ts_event DESC
-        LIMIT $1::integer
-    ) t
-) c ON true
 ORDER BY s.source, s.subject, s.kind, s.granularity
 `
 
-type FeedSummaryListForReportRow struct {
+type FeedScopeListForReportRow struct {
 	Source             string     `json:"source"`
 	Subject            string     `json:"subject"`
 	Kind               string     `json:"kind"`
 	Granularity        string     `json:"granularity"`
-	HasRecords         bool       `json:"has_records"`
-	Counted            int64      `json:"counted"`
-	CapTS              time.Time  `json:"cap_ts"`
-	OldestTS           time.Time  `json:"oldest_ts"`
-	NewestTS           time.Time  `json:"newest_ts"`
 	WatermarkTS        *time.Time `json:"watermark_ts"`
 	WatermarkUpdatedAt *time.Time `json:"watermark_updated_at"`
 }
 
-// FeedSummaryListForReport is /reports/feeds: one row per scope that has a watermark or
-// records (has_records false: oldest, newest and cap_ts are the epoch then). Oldest and
-// newest come from the primary key (ordered scans with LIMIT 1 that
-// touch one partition each). record_count counts the records exactly up to count_cap
-// rows through an index-only scan; above the cap it is estimated from the records per
-// second of the newest count_cap rows over the scope's whole span (see feedRecordCount).
-func (q *Queries) FeedSummaryListForReport(ctx context.Context, db DBTX, countCap int32) ([]*FeedSummaryListForReportRow, error) {
-	rows, err := db.Query(ctx, feedSummaryListForReport, countCap)
+// FeedScopeListForReport is the first half of /reports/feeds: every scope that has a
+// watermark or records, with its watermark. The scopes of the records are found by a skip
+// scan of the primary key (one index probe per scope and partition), not a DISTINCT over
+// every record.
+func (q *Queries) FeedScopeListForReport(ctx context.Context, db DBTX) ([]*FeedScopeListForReportRow, error) {
+	rows, err := db.Query(ctx, feedScopeListForReport)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var items []*FeedSummaryListForReportRow
+	var items []*FeedScopeListForReportRow
 	for rows.Next() {
-		var i FeedSummaryListForReportRow
+		var i FeedScopeListForReportRow
 		if err := rows.Scan(
 			&i.Source,
 			&i.Subject,
 			&i.Kind,
 			&i.Granularity,
-			&i.HasRecords,
-			&i.Counted,
-			&i.CapTS,
-			&i.OldestTS,
-			&i.NewestTS,
 			&i.WatermarkTS,
 			&i.WatermarkUpdatedAt,
 		); err != nil {
@@ -159,6 +137,81 @@ func (q *Queries) FeedSummaryListForReport(ctx context.Context, db DBTX, countCa
 		return nil, err
 	}
 	return items, nil
+}
+
+const feedScopeStatsGet = `-- name: FeedScopeStatsGet :one
+SELECT (o.ts_event IS NOT NULL)::boolean AS has_records,
+       coalesce(o.ts_event, 'epoch')::timestamptz AS oldest_ts,
+       coalesce(n.ts_event, 'epoch')::timestamptz AS newest_ts,
+       c.counted::bigint AS counted,
+       coalesce(c.cap_ts, 'epoch')::timestamptz AS cap_ts
+FROM (SELECT 1) AS one
+LEFT JOIN LATERAL (
+    SELECT r.ts_event FROM feed_records r
+    WHERE r.source = $1::text AND r.subject = $2::text
+      AND r.kind = $3::text AND r.granularity = $4::text
+    ORDER BY r.ts_event
+    LIMIT 1
+) o ON true
+LEFT JOIN LATERAL (
+    SELECT r.ts_event FROM feed_records r
+    WHERE r.source = $1::text AND r.subject = $2::text
+      AND r.kind = $3::text AND r.granularity = $4::text
+    ORDER BY r.ts_event DESC
+    LIMIT 1
+) n ON true
+CROSS JOIN LATERAL (
+    SELECT count(*) AS counted, min(t.ts_event) AS cap_ts
+    FROM (
+        SELECT r.ts_event FROM feed_records r
+        WHERE r.source = $1::text AND r.subject = $2::text
+          AND r.kind = $3::text AND r.granularity = $4::text
+        ORDER BY r.ts_event DESC
+        LIMIT $5::integer
+    ) t
+) c
+`
+
+type FeedScopeStatsGetParams struct {
+	Source      string `json:"source"`
+	Subject     string `json:"subject"`
+	Kind        string `json:"kind"`
+	Granularity string `json:"granularity"`
+	CountCap    int32  `json:"count_cap"`
+}
+
+type FeedScopeStatsGetRow struct {
+	HasRecords bool      `json:"has_records"`
+	OldestTS   time.Time `json:"oldest_ts"`
+	NewestTS   time.Time `json:"newest_ts"`
+	Counted    int64     `json:"counted"`
+	CapTS      time.Time `json:"cap_ts"`
+}
+
+// FeedScopeStatsGet is the second half of /reports/feeds, one scope at a time: its oldest
+// and newest record (ordered primary key scans with LIMIT 1) and its record count, exact
+// up to count_cap through a bounded index-only scan of the newest records; cap_ts is the
+// oldest record counted, from which feedRecordCount extrapolates above the cap. Asked per
+// scope, each statement stays cheap in the planner's eyes too: one statement over all
+// scopes is estimated expensive enough to trigger JIT compilation, which costs seconds.
+// has_records false means the other times are the epoch.
+func (q *Queries) FeedScopeStatsGet(ctx context.Context, db DBTX, arg *FeedScopeStatsGetParams) (*FeedScopeStatsGetRow, error) {
+	row := db.QueryRow(ctx, feedScopeStatsGet,
+		arg.Source,
+		arg.Subject,
+		arg.Kind,
+		arg.Granularity,
+		arg.CountCap,
+	)
+	var i FeedScopeStatsGetRow
+	err := row.Scan(
+		&i.HasRecords,
+		&i.OldestTS,
+		&i.NewestTS,
+		&i.Counted,
+		&i.CapTS,
+	)
+	return &i, err
 }
 
 const leaderboardLatestGet = `-- name: LeaderboardLatestGet :one
