@@ -235,7 +235,7 @@ func MirrorModels(ctx context.Context, db dbsqlc.DBTX, models []modelrunner.Mode
 	}
 	slices.Sort(ids)
 	if _, err := queries.ModelSetStateExcept(ctx, db, &dbsqlc.ModelSetStateExceptParams{
-		State: string(modelrunner.StateStopped), KeepIds: ids,
+		State: string(modelrunner.StateStopped), KeepIDs: ids,
 	}); err != nil {
 		return fmt.Errorf("marking vanished models stopped: %w", err)
 	}

@@ -9,8 +9,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river/rivertype"
 
-	"github.com/crunchnode/crunch-node/internal/dbsqlc"
-
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
@@ -42,9 +40,6 @@ type Deps struct {
 	Feeds *Feeds
 	// partitions remembers the daily partitions known to exist.
 	partitions partitionCache
-	// AfterSnapshots runs in the scoring transaction with the snapshots it wrote (the
-	// Merkle cycle commits them there).
-	AfterSnapshots func(ctx context.Context, tx pgx.Tx, snapshots []*dbsqlc.Snapshot) error
 }
 
 // insertTx enqueues a job in tx through the River client of the running worker.
@@ -75,6 +70,8 @@ func (d *Deps) now() time.Time {
 // only which queues a process works.
 func Register(workers *river.Workers, deps *Deps) {
 	river.AddWorker(workers, &BackfillWorker{deps: deps})
+	river.AddWorker(workers, &CheckpointScheduleWorker{deps: deps})
+	river.AddWorker(workers, &CheckpointWorker{deps: deps})
 	river.AddWorker(workers, &FeedPollWorker{deps: deps})
 	river.AddWorker(workers, &LeaderboardRefreshWorker{deps: deps})
 	river.AddWorker(workers, &MaintenanceWorker{deps: deps})
@@ -94,7 +91,13 @@ func PeriodicJobs(cfg *config.Config) []*river.PeriodicJob {
 			&river.PeriodicJobOpts{ID: "feed_poll:" + scope.String(), RunOnStart: true},
 		))
 	}
+	checkpointEvery := min(time.Duration(cfg.CheckpointIntervalSeconds)*time.Second, time.Minute)
 	return append(jobs,
+		river.NewPeriodicJob(
+			river.PeriodicInterval(checkpointEvery),
+			func() (river.JobArgs, *river.InsertOpts) { return CheckpointScheduleArgs{}, nil },
+			&river.PeriodicJobOpts{ID: "checkpoint_schedule", RunOnStart: true},
+		),
 		river.NewPeriodicJob(
 			river.PeriodicInterval(time.Second),
 			func() (river.JobArgs, *river.InsertOpts) { return PredictScheduleArgs{}, nil },

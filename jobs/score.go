@@ -194,10 +194,8 @@ func (w *ScoreWorker) scoreBatch(ctx context.Context, cursor *dueCursor) (int, *
 			if err != nil {
 				return outcome{}, fmt.Errorf("recomputing snapshots: %w", err)
 			}
-			if w.deps.AfterSnapshots != nil {
-				if err := w.deps.AfterSnapshots(ctx, tx, snapshots); err != nil {
-					return outcome{}, err
-				}
+			if err := CommitCycle(ctx, tx, snapshots, now); err != nil {
+				return outcome{}, fmt.Errorf("committing the Merkle cycle: %w", err)
 			}
 			if _, err := w.deps.insertTx(ctx, tx, LeaderboardRefreshArgs{}, leaderboardRefreshOpts(now)); err != nil {
 				return outcome{}, fmt.Errorf("enqueuing leaderboard refresh: %w", err)

@@ -10,55 +10,33 @@ LEFT JOIN LATERAL (
     SELECT id, created_at FROM leaderboards ORDER BY id DESC LIMIT 1
 ) AS l ON true;
 
--- ScoreWindowList is /reports/models/global and /reports/models/params: per model (and per
--- scope when by_scope) with at least one successful score in [start_ts, end_ts], the plain
--- mean of the score values of each window (scores performed within `seconds` of now;
--- 0 when none), with the newest scored performed_at. One row per group and window, in
--- window order. Windows come as two parallel arrays so the configuration, not a migration,
--- decides them.
--- name: ScoreWindowList :many
-WITH windows AS (
-    SELECT (@window_names::text[])[i] AS name,
-           (@window_seconds::integer[])[i] AS seconds,
-           i AS ord
-    FROM generate_subscripts(@window_names::text[], 1) AS i
-),
-scored AS (
-    SELECT s.model_id,
-           CASE WHEN @by_scope::boolean THEN s.scope_key ELSE '' END AS scope_key,
-           s.performed_at,
-           s.value
-    FROM scores s
-    JOIN models m ON m.id = s.model_id
-    WHERE s.success
-      AND s.value IS NOT NULL
-      AND s.performed_at >= @start_ts::timestamptz
-      AND s.performed_at <= @end_ts::timestamptz
-      AND (cardinality(@model_ids::text[]) = 0 OR s.model_id = ANY(@model_ids::text[]))
-      AND (@include_virtual::boolean OR NOT m.virtual)
-),
-groups AS (
-    SELECT model_id, scope_key, max(performed_at) AS last_performed_at
-    FROM scored
-    GROUP BY model_id, scope_key
-),
-window_means AS (
-    SELECT sc.model_id, sc.scope_key, w.name, avg(sc.value) AS mean
-    FROM scored sc
-    JOIN windows w
-      ON sc.performed_at >= coalesce(sqlc.narg('now')::timestamptz, now()) - make_interval(secs => w.seconds)
-    GROUP BY sc.model_id, sc.scope_key, w.name
-)
-SELECT g.model_id::text AS model_id,
-       g.scope_key::text AS scope_key,
-       g.last_performed_at::timestamptz AS last_performed_at,
-       w.name::text AS window_name,
-       coalesce(wm.mean, 0)::double precision AS window_value
-FROM groups g
-CROSS JOIN windows w
-LEFT JOIN window_means wm
-       ON wm.model_id = g.model_id AND wm.scope_key = g.scope_key AND wm.name = w.name
-ORDER BY g.model_id, g.scope_key, w.ord;
+-- ScoreWindowBucketList feeds /reports/models/global and /reports/models/params: the
+-- successful scores in [start_ts, end_ts] per model (and per scope when by_scope), split
+-- by how many of the aggregation windows contain them, with the count and sum of their
+-- values. One pass over the scores suffices because windows nest: `thresholds` are the
+-- negated window lengths in seconds, ascending (longest window first), so width_bucket of
+-- a score's negated age counts the windows whose length reaches back to it. The handler
+-- adds the buckets up into each window's mean.
+-- name: ScoreWindowBucketList :many
+SELECT s.model_id,
+       (CASE WHEN @by_scope::boolean THEN s.scope_key ELSE '' END)::text AS scope_key,
+       width_bucket(
+           extract(epoch FROM s.performed_at - coalesce(sqlc.narg('now')::timestamptz, now()))::double precision,
+           @thresholds::double precision[]
+       )::integer AS windows_in,
+       count(*)::bigint AS score_count,
+       sum(s.value)::double precision AS value_sum,
+       max(s.performed_at)::timestamptz AS last_performed_at
+FROM scores s
+JOIN models m ON m.id = s.model_id
+WHERE s.success
+  AND s.value IS NOT NULL
+  AND s.performed_at >= @start_ts::timestamptz
+  AND s.performed_at <= @end_ts::timestamptz
+  AND (cardinality(@model_ids::text[]) = 0 OR s.model_id = ANY(@model_ids::text[]))
+  AND (@include_virtual::boolean OR NOT m.virtual)
+GROUP BY 1, 2, 3
+ORDER BY 1, 2, 3;
 
 -- ScheduleListForReport gives the horizon of each scope_key, which report rows flatten as
 -- `horizon` for the UI's filters.

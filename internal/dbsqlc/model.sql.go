@@ -82,13 +82,13 @@ WHERE NOT virtual
 type ModelSetStateExceptParams struct {
 	State   string     `json:"state"`
 	Now     *time.Time `json:"now"`
-	KeepIds []string   `json:"keep_ids"`
+	KeepIDs []string   `json:"keep_ids"`
 }
 
 // ModelSetStateExcept marks every non-virtual model that the source no longer reports as
 // STOPPED; their history stays.
 func (q *Queries) ModelSetStateExcept(ctx context.Context, db DBTX, arg *ModelSetStateExceptParams) (int64, error) {
-	result, err := db.Exec(ctx, modelSetStateExcept, arg.State, arg.Now, arg.KeepIds)
+	result, err := db.Exec(ctx, modelSetStateExcept, arg.State, arg.Now, arg.KeepIDs)
 	if err != nil {
 		return 0, err
 	}

@@ -26,6 +26,19 @@ type BackfillJob struct {
 	UpdatedAt      time.Time  `json:"updated_at"`
 }
 
+type Checkpoint struct {
+	ID          string          `json:"id"`
+	PeriodStart time.Time       `json:"period_start"`
+	PeriodEnd   time.Time       `json:"period_end"`
+	Status      string          `json:"status"`
+	Entries     json.RawMessage `json:"entries"`
+	Meta        json.RawMessage `json:"meta"`
+	MerkleRoot  *string         `json:"merkle_root"`
+	TxHash      *string         `json:"tx_hash"`
+	SubmittedAt *time.Time      `json:"submitted_at"`
+	CreatedAt   time.Time       `json:"created_at"`
+}
+
 type FeedIngestionState struct {
 	Source      string          `json:"source"`
 	Subject     string          `json:"subject"`
@@ -53,6 +66,30 @@ type Input struct {
 	RawData    json.RawMessage `json:"raw_data"`
 	Meta       json.RawMessage `json:"meta"`
 	ReceivedAt time.Time       `json:"received_at"`
+}
+
+type MerkleCycle struct {
+	ID                string    `json:"id"`
+	PreviousCycleID   *string   `json:"previous_cycle_id"`
+	PreviousCycleRoot *string   `json:"previous_cycle_root"`
+	SnapshotsRoot     string    `json:"snapshots_root"`
+	ChainedRoot       string    `json:"chained_root"`
+	SnapshotCount     int32     `json:"snapshot_count"`
+	CreatedAt         time.Time `json:"created_at"`
+}
+
+type MerkleNode struct {
+	ID                  int64     `json:"id"`
+	CycleID             *string   `json:"cycle_id"`
+	CheckpointID        *string   `json:"checkpoint_id"`
+	Level               int32     `json:"level"`
+	Position            int32     `json:"position"`
+	Hash                string    `json:"hash"`
+	LeftChildID         *int64    `json:"left_child_id"`
+	RightChildID        *int64    `json:"right_child_id"`
+	SnapshotID          *string   `json:"snapshot_id"`
+	SnapshotContentHash *string   `json:"snapshot_content_hash"`
+	CreatedAt           time.Time `json:"created_at"`
 }
 
 type Model struct {

@@ -390,100 +390,78 @@ func (q *Queries) ScheduleListForReport(ctx context.Context, db DBTX) ([]*Schedu
 	return items, nil
 }
 
-const scoreWindowList = `-- name: ScoreWindowList :many
-WITH windows AS (
-    SELECT ($1::text[])[i] AS name,
-           ($2::integer[])[i] AS seconds,
-           i AS ord
-    FROM generate_subscripts($1::text[], 1) AS i
-),
-scored AS (
-    SELECT s.model_id,
-           CASE WHEN $3::boolean THEN s.scope_key ELSE '' END AS scope_key,
-           s.performed_at,
-           s.value
-    FROM scores s
-    JOIN models m ON m.id = s.model_id
-    WHERE s.success
-      AND s.value IS NOT NULL
-      AND s.performed_at >= $4::timestamptz
-      AND s.performed_at <= $5::timestamptz
-      AND (cardinality($6::text[]) = 0 OR s.model_id = ANY($6::text[]))
-      AND ($7::boolean OR NOT m.virtual)
-),
-groups AS (
-    SELECT model_id, scope_key, max(performed_at) AS last_performed_at
-    FROM scored
-    GROUP BY model_id, scope_key
-),
-window_means AS (
-    SELECT sc.model_id, sc.scope_key, w.name, avg(sc.value) AS mean
-    FROM scored sc
-    JOIN windows w
-      ON sc.performed_at >= coalesce($8::timestamptz, now()) - make_interval(secs => w.seconds)
-    GROUP BY sc.model_id, sc.scope_key, w.name
-)
-SELECT g.model_id::text AS model_id,
-       g.scope_key::text AS scope_key,
-       g.last_performed_at::timestamptz AS last_performed_at,
-       w.name::text AS window_name,
-       coalesce(wm.mean, 0)::double precision AS window_value
-FROM groups g
-CROSS JOIN windows w
-LEFT JOIN window_means wm
-       ON wm.model_id = g.model_id AND wm.scope_key = g.scope_key AND wm.name = w.name
-ORDER BY g.model_id, g.scope_key, w.ord
+const scoreWindowBucketList = `-- name: ScoreWindowBucketList :many
+SELECT s.model_id,
+       (CASE WHEN $1::boolean THEN s.scope_key ELSE '' END)::text AS scope_key,
+       width_bucket(
+           extract(epoch FROM s.performed_at - coalesce($2::timestamptz, now()))::double precision,
+           $3::double precision[]
+       )::integer AS windows_in,
+       count(*)::bigint AS score_count,
+       sum(s.value)::double precision AS value_sum,
+       max(s.performed_at)::timestamptz AS last_performed_at
+FROM scores s
+JOIN models m ON m.id = s.model_id
+WHERE s.success
+  AND s.value IS NOT NULL
+  AND s.performed_at >= $4::timestamptz
+  AND s.performed_at <= $5::timestamptz
+  AND (cardinality($6::text[]) = 0 OR s.model_id = ANY($6::text[]))
+  AND ($7::boolean OR NOT m.virtual)
+GROUP BY 1, 2, 3
+ORDER BY 1, 2, 3
 `
 
-type ScoreWindowListParams struct {
-	WindowNames    []string   `json:"window_names"`
-	WindowSeconds  []int32    `json:"window_seconds"`
+type ScoreWindowBucketListParams struct {
 	ByScope        bool       `json:"by_scope"`
+	Now            *time.Time `json:"now"`
+	Thresholds     []float64  `json:"thresholds"`
 	StartTS        time.Time  `json:"start_ts"`
 	EndTS          time.Time  `json:"end_ts"`
 	ModelIDs       []string   `json:"model_ids"`
 	IncludeVirtual bool       `json:"include_virtual"`
-	Now            *time.Time `json:"now"`
 }
 
-type ScoreWindowListRow struct {
+type ScoreWindowBucketListRow struct {
 	ModelID         string    `json:"model_id"`
 	ScopeKey        string    `json:"scope_key"`
+	WindowsIn       int32     `json:"windows_in"`
+	ScoreCount      int64     `json:"score_count"`
+	ValueSum        float64   `json:"value_sum"`
 	LastPerformedAt time.Time `json:"last_performed_at"`
-	WindowName      string    `json:"window_name"`
-	WindowValue     float64   `json:"window_value"`
 }
 
-// ScoreWindowList is /reports/models/global and /reports/models/params: per model (and per
-// scope when by_scope) with at least one successful score in [start_ts, end_ts], the plain
-// mean of the score values of each window (scores performed within `seconds` of now;
-// 0 when none), with the newest scored performed_at. One row per group and window, in
-// window order. Windows come as two parallel arrays so the configuration, not a migration,
-// decides them.
-func (q *Queries) ScoreWindowList(ctx context.Context, db DBTX, arg *ScoreWindowListParams) ([]*ScoreWindowListRow, error) {
-	rows, err := db.Query(ctx, scoreWindowList,
-		arg.WindowNames,
-		arg.WindowSeconds,
+// ScoreWindowBucketList feeds /reports/models/global and /reports/models/params: the
+// successful scores in [start_ts, end_ts] per model (and per scope when by_scope), split
+// by how many of the aggregation windows contain them, with the count and sum of their
+// values. One pass over the scores suffices because windows nest: `thresholds` are the
+// negated window lengths in seconds, ascending (longest window first), so width_bucket of
+// a score's negated age counts the windows whose length reaches back to it. The handler
+// adds the buckets up into each window's mean.
+func (q *Queries) ScoreWindowBucketList(ctx context.Context, db DBTX, arg *ScoreWindowBucketListParams) ([]*ScoreWindowBucketListRow, error) {
+	rows, err := db.Query(ctx, scoreWindowBucketList,
 		arg.ByScope,
+		arg.Now,
+		arg.Thresholds,
 		arg.StartTS,
 		arg.EndTS,
 		arg.ModelIDs,
 		arg.IncludeVirtual,
-		arg.Now,
 	)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var items []*ScoreWindowListRow
+	var items []*ScoreWindowBucketListRow
 	for rows.Next() {
-		var i ScoreWindowListRow
+		var i ScoreWindowBucketListRow
 		if err := rows.Scan(
 			&i.ModelID,
 			&i.ScopeKey,
+			&i.WindowsIn,
+			&i.ScoreCount,
+			&i.ValueSum,
 			&i.LastPerformedAt,
-			&i.WindowName,
-			&i.WindowValue,
 		); err != nil {
 			return nil, err
 		}
