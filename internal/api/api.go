@@ -66,6 +66,8 @@ func NewHandler(deps Deps) (http.Handler, huma.API) {
 
 	registerHealth(api, deps)
 	registerBackfill(api, deps)
+	registerCheckpoints(api, deps)
+	registerMerkle(api, deps)
 	registerData(api, deps)
 	registerReports(api, deps)
 	registerTiming(api, deps)

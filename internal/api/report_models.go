@@ -1,6 +1,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -199,16 +200,7 @@ func (r *reports) registerModels(api huma.API) {
 	})
 }
 
-// windowArgs passes the configured windows to ScoreWindowList.
-func windowArgs(agg config.Aggregation) (names []string, seconds []int32) {
-	for _, w := range agg.Windows {
-		names = append(names, w.Name)
-		seconds = append(seconds, int32(w.Duration.Seconds()))
-	}
-	return nonNil(names), nonNil(seconds)
-}
-
-// windowGroup is one (model, scope) group of ScoreWindowList rows.
+// windowGroup is one (model, scope) group of window scores.
 type windowGroup struct {
 	lastPerformedAt time.Time
 	metrics         map[string]float64
@@ -216,34 +208,65 @@ type windowGroup struct {
 	scopeKey        string
 }
 
-// scoreWindows runs ScoreWindowList and folds its per-window rows into groups, in order.
+// scoreWindows computes each window's mean score per model (and scope): the Python
+// engine's plain mean of the successful score values performed within the window before
+// now, restricted to the range; 0 for a window without scores. ScoreWindowBucketList
+// returns the scores bucketed by how many windows contain them; a window of rank k by
+// length (1 = longest) contains the buckets that are in at least k windows.
 func (r *reports) scoreWindows(ctx context.Context, tr timeRange, byScope bool) ([]*windowGroup, error) {
-	names, seconds := windowArgs(r.deps.Config.Crunch.Aggregation)
+	windows := slices.Clone(r.crunch.Aggregation.Windows)
+	slices.SortStableFunc(windows, func(a, b config.Window) int { return cmp.Compare(b.Duration, a.Duration) })
+	thresholds := make([]float64, len(windows))
+	for i, w := range windows {
+		thresholds[i] = -w.Duration.D().Seconds()
+	}
 	now := r.now()
-	rows, err := dbsqlc.New().ScoreWindowList(ctx, r.deps.Pool, &dbsqlc.ScoreWindowListParams{
+	rows, err := dbsqlc.New().ScoreWindowBucketList(ctx, r.deps.Pool, &dbsqlc.ScoreWindowBucketListParams{
 		ByScope:        byScope,
 		EndTS:          tr.End,
 		IncludeVirtual: tr.IncludeEnsembles,
 		ModelIDs:       tr.ModelIDs,
 		Now:            &now,
 		StartTS:        tr.Start,
-		WindowNames:    names,
-		WindowSeconds:  seconds,
+		Thresholds:     thresholds,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("computing window scores: %w", err)
 	}
 	var groups []*windowGroup
+	sums := make([]float64, len(windows)+1)
+	counts := make([]int64, len(windows)+1)
+	flush := func() {
+		g := groups[len(groups)-1]
+		var sum float64
+		var count int64
+		for k := len(windows); k >= 1; k-- { // from the shortest window to the longest
+			sum, count = sum+sums[k], count+counts[k]
+			g.metrics[windows[k-1].Name] = 0
+			if count > 0 {
+				g.metrics[windows[k-1].Name] = sum / float64(count)
+			}
+		}
+		clear(sums)
+		clear(counts)
+	}
 	for _, row := range rows {
 		if n := len(groups); n == 0 || groups[n-1].modelID != row.ModelID || groups[n-1].scopeKey != row.ScopeKey {
-			groups = append(groups, &windowGroup{
-				lastPerformedAt: row.LastPerformedAt,
-				metrics:         map[string]float64{},
-				modelID:         row.ModelID,
-				scopeKey:        row.ScopeKey,
-			})
+			if n > 0 {
+				flush()
+			}
+			groups = append(groups, &windowGroup{metrics: map[string]float64{}, modelID: row.ModelID, scopeKey: row.ScopeKey})
 		}
-		groups[len(groups)-1].metrics[row.WindowName] = row.WindowValue
+		g := groups[len(groups)-1]
+		if row.LastPerformedAt.After(g.lastPerformedAt) {
+			g.lastPerformedAt = row.LastPerformedAt
+		}
+		in := min(max(int(row.WindowsIn), 0), len(windows))
+		sums[in] += row.ValueSum
+		counts[in] += row.ScoreCount
+	}
+	if len(groups) > 0 {
+		flush()
 	}
 	return groups, nil
 }
@@ -281,7 +304,7 @@ func (r *reports) scoreMetrics(g *windowGroup, summary map[string]any) (map[stri
 	for k, v := range g.metrics {
 		metrics[k] = v
 	}
-	agg := r.deps.Config.Crunch.Aggregation
+	agg := r.crunch.Aggregation
 	ranking := ScoreRanking{Direction: agg.RankingDirection, Key: agg.RankingKey}
 	if v, ok := metrics[agg.RankingKey]; ok {
 		ranking.Value = &v
@@ -392,7 +415,7 @@ func (r *reports) modelsMetrics(ctx context.Context, params *RangeParams) ([]Mod
 	if err != nil {
 		return nil, err
 	}
-	agg := r.deps.Config.Crunch.Aggregation
+	agg := r.crunch.Aggregation
 	var longest time.Duration
 	for _, w := range agg.Windows {
 		longest = max(longest, w.Duration.D())

@@ -44,6 +44,7 @@ func commands() []command {
 		{"migrate", "create the database if needed and apply all migrations (--reset drops it first)", runMigrate},
 		{"model-server", "serve an example model over the CrunchDAO model-runner protocol (--model, --port, fault flags)", runModelServer},
 		{"run", "run the node (--roles feed,predict,score,report; default all)", runRun},
+		{"verify-merkle", "verify a snapshot's Merkle proof against a node (--snapshot-id, --url)", runVerifyMerkle},
 		{"version", "print the version", runVersion},
 	}
 }

@@ -4,7 +4,7 @@
 // the chained cycle roots of its period.
 //
 // The byte-level encoding is the Python crunch-node engine's (see
-// ENCODING.md), so that roots and proofs produced by either engine can be
+// docs/merkle.md), so that roots and proofs produced by either engine can be
 // checked by the same twenty-line Python script:
 //
 //   - hashes are SHA-256 rendered as 64 lowercase hex characters;

@@ -15,7 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// knownSnapshot is the vector of ENCODING.md. Its canonical JSON is written
+// knownSnapshot is the vector of docs/merkle.md. Its canonical JSON is written
 // out by hand below, and the expected hash was also produced by CPython's
 // json.dumps with datetime.isoformat.
 func knownSnapshot() Snapshot {
@@ -114,7 +114,7 @@ func TestFormatTime(t *testing.T) {
 }
 
 // TestEncodingDocScript runs the verification script printed in
-// ENCODING.md against a proof built here, so the documentation cannot drift
+// docs/merkle.md against a proof built here, so the documentation cannot drift
 // from the implementation. It needs python3 and is skipped without it.
 func TestEncodingDocScript(t *testing.T) {
 	t.Parallel()
@@ -123,7 +123,7 @@ func TestEncodingDocScript(t *testing.T) {
 	if err != nil {
 		t.Skip("python3 not installed")
 	}
-	doc, err := os.ReadFile("ENCODING.md")
+	doc, err := os.ReadFile("../../docs/merkle.md")
 	require.NoError(t, err)
 	_, rest, ok := strings.Cut(string(doc), "<!-- verify-script:begin -->\n```python\n")
 	require.True(t, ok)
