@@ -233,13 +233,28 @@ type CheckpointScheduleWorker struct {
 	deps *Deps
 }
 
-// Work enqueues the job.
+// maxCatchUpPeriods bounds how many missed periods one run enqueues after downtime.
+const maxCatchUpPeriods = 48
+
+// Work enqueues the newest complete period and, after downtime, the periods missed since
+// the newest checkpoint (a period without data completes without a checkpoint).
 func (w *CheckpointScheduleWorker) Work(ctx context.Context, job *river.Job[CheckpointScheduleArgs]) error {
-	start, _ := lastPeriod(w.deps.now().UTC(), time.Duration(w.deps.Config.CheckpointIntervalSeconds)*time.Second)
+	interval := time.Duration(w.deps.Config.CheckpointIntervalSeconds) * time.Second
+	newest, _ := lastPeriod(w.deps.now().UTC(), interval)
+	first := newest
+	if latest, err := dbsqlc.New().CheckpointLatest(ctx, w.deps.Pool); err == nil {
+		first = maxTime(latest.PeriodEnd.UTC(), newest.Add(-maxCatchUpPeriods*interval))
+	}
+	var params []river.InsertManyParams
+	for start := first; !start.After(newest); start = start.Add(interval) {
+		params = append(params, river.InsertManyParams{Args: CheckpointArgs{PeriodStart: start}})
+	}
 	client, err := river.ClientFromContextSafely[pgx.Tx](ctx)
 	if err != nil {
 		return fmt.Errorf("no River client in context: %w", err)
 	}
-	_, err = client.Insert(ctx, CheckpointArgs{PeriodStart: start}, nil)
-	return err
+	if _, err := client.InsertMany(ctx, params); err != nil {
+		return fmt.Errorf("enqueuing checkpoints: %w", err)
+	}
+	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -99,7 +100,7 @@ func CommitCycle(ctx context.Context, tx pgx.Tx, snapshots []*dbsqlc.Snapshot, n
 	if err != nil {
 		return fmt.Errorf("building the cycle tree: %w", err)
 	}
-	id := "CYC_" + now.UTC().Format("20060102_150405_000000")
+	id := "CYC_" + strings.Replace(now.UTC().Format("20060102_150405.000000"), ".", "_", 1)
 	if _, err := queries.MerkleCycleInsert(ctx, tx, &dbsqlc.MerkleCycleInsertParams{
 		ChainedRoot: cycle.ChainedRoot, ID: id, Now: &now, PreviousCycleID: prevID, PreviousCycleRoot: prevRoot,
 		SnapshotCount: int32(len(leaves)), SnapshotsRoot: cycle.SnapshotsRoot,
