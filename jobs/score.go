@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -15,6 +16,7 @@ import (
 	"github.com/crunchnode/crunch-node/internal/dbsqlc"
 	"github.com/crunchnode/crunch-node/internal/postgres"
 	"github.com/crunchnode/crunch-node/internal/scoring"
+	"github.com/crunchnode/crunch-node/internal/scoring/metric"
 	"github.com/crunchnode/crunch-node/internal/script"
 )
 
@@ -47,6 +49,12 @@ type Scoring struct {
 	Grace time.Duration
 	// MaxStalenessFraction is the configured staleness guard, for the resolver config.
 	MaxStalenessFraction float64
+	// Metrics computes the configured metric names over MetricWindow (the first
+	// leaderboard window) each cycle; their values are merged into the snapshots the
+	// cycle writes, so the leaderboard, checkpoints and reports see them.
+	Metrics      *metric.Registry
+	MetricNames  []string
+	MetricWindow time.Duration
 }
 
 // ScoreWorker scores due predictions in batches until none is left: ground truth from
@@ -167,6 +175,9 @@ func (w *ScoreWorker) scoreBatch(ctx context.Context, cursor *dueCursor) (int, *
 			scores.Successes = append(scores.Successes, result.Success)
 			scores.ScoreValues = append(scores.ScoreValues, result.Value)
 			scores.Reasons = append(scores.Reasons, result.FailedReason)
+			actual, hasActual := realised(items[i].GroundTruth)
+			scores.Actuals = append(scores.Actuals, actual)
+			scores.HasActuals = append(scores.HasActuals, hasActual)
 			marks.IDs = append(marks.IDs, row.ID)
 			marks.Slots = append(marks.Slots, row.SlotAt)
 			marks.Statuses = append(marks.Statuses, "SCORED")
@@ -193,6 +204,9 @@ func (w *ScoreWorker) scoreBatch(ctx context.Context, cursor *dueCursor) (int, *
 			snapshots, err := queries.SnapshotRecompute(ctx, tx, snap)
 			if err != nil {
 				return outcome{}, fmt.Errorf("recomputing snapshots: %w", err)
+			}
+			if snapshots, err = w.mergeMetrics(ctx, tx, snapshots, now); err != nil {
+				return outcome{}, err
 			}
 			if err := CommitCycle(ctx, tx, snapshots, now); err != nil {
 				return outcome{}, fmt.Errorf("committing the Merkle cycle: %w", err)
@@ -293,4 +307,66 @@ func str(v any) string {
 // scriptOptions are the limits operator scripts run under.
 func scriptOptions() script.Options {
 	return script.Options{MaxSteps: script.DefaultMaxSteps, Timeout: script.DefaultTimeout}
+}
+
+// realised reads the outcome a prediction was scored against: the ground truth's
+// actual_return, else its profit.
+func realised(gt map[string]any) (float64, bool) {
+	for _, key := range []string{"actual_return", "profit"} {
+		if f, ok := gt[key].(float64); ok && !math.IsNaN(f) && !math.IsInf(f, 0) {
+			return f, true
+		}
+	}
+	return 0, false
+}
+
+// mergeMetrics computes the configured metrics over the metric window for the models
+// whose overall snapshots this cycle wrote, merges them into those snapshots, and returns
+// the snapshots as stored (so their content hashes cover the metrics).
+func (w *ScoreWorker) mergeMetrics(ctx context.Context, tx pgx.Tx, snapshots []*dbsqlc.Snapshot, now time.Time) ([]*dbsqlc.Snapshot, error) {
+	sc := w.deps.Scoring
+	if sc.Metrics == nil || len(sc.MetricNames) == 0 {
+		return snapshots, nil
+	}
+	queries := dbsqlc.New()
+	rows, err := queries.MetricPointList(ctx, tx, now.Add(-sc.MetricWindow))
+	if err != nil {
+		return nil, fmt.Errorf("reading metric points: %w", err)
+	}
+	window := metric.Window{Models: map[string][]metric.Point{}}
+	for _, r := range rows {
+		window.Models[r.ModelID] = append(window.Models[r.ModelID], metric.Point{
+			Actual: r.Actual, At: r.PerformedAt, Key: r.SlotAt.UTC().Format(time.RFC3339Nano) + "|" + r.ScopeKey,
+			Scope: r.ScopeKey, Score: r.Score, Signal: r.Signal,
+		})
+	}
+	result, err := sc.Metrics.Compute(ctx, sc.MetricNames, window)
+	if err != nil {
+		return nil, fmt.Errorf("computing metrics: %w", err)
+	}
+	for _, f := range result.Failures {
+		w.deps.Logger.WarnContext(ctx, "Score: metric failed", slog.String("metric", f.Metric), slog.String("model_id", f.ModelID), slog.String("error", f.Err.Error()))
+	}
+	params := &dbsqlc.SnapshotMergeMetricsParams{}
+	ids := make([]string, 0, len(snapshots))
+	for _, s := range snapshots {
+		ids = append(ids, s.ID)
+		values, ok := result.Values[s.ModelID]
+		if s.ScopeKey != "" || !ok {
+			continue
+		}
+		encoded, err := json.Marshal(values)
+		if err != nil {
+			return nil, fmt.Errorf("encoding metrics of %s: %w", s.ModelID, err)
+		}
+		params.IDs = append(params.IDs, s.ID)
+		params.Metrics = append(params.Metrics, encoded)
+	}
+	if len(params.IDs) == 0 {
+		return snapshots, nil
+	}
+	if err := queries.SnapshotMergeMetrics(ctx, tx, params); err != nil {
+		return nil, fmt.Errorf("storing metrics: %w", err)
+	}
+	return queries.SnapshotListByIDs(ctx, tx, ids)
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/crunchnode/crunch-node/internal/dbsqlc"
 	"github.com/crunchnode/crunch-node/internal/scoring"
+	"github.com/crunchnode/crunch-node/internal/scoring/metric"
 	"github.com/crunchnode/crunch-node/internal/testfactory"
 )
 
@@ -23,6 +24,9 @@ func builtinScoring(t *testing.T, name string) *Scoring {
 		Resolver:             scoring.DefaultResolver{},
 		Grace:                5 * time.Minute,
 		MaxStalenessFraction: 0.2,
+		Metrics:              metric.NewRegistry(),
+		MetricNames:          metric.DefaultNames(),
+		MetricWindow:         24 * time.Hour,
 	}
 }
 
@@ -111,4 +115,11 @@ func TestScoreWorker(t *testing.T) {
 	var summary json.RawMessage
 	require.NoError(t, b.pool.QueryRow(ctx, "SELECT result_summary FROM snapshots WHERE model_id = $1 AND scope_key = ''", up.ID).Scan(&summary))
 	require.Contains(t, string(summary), `"value"`)
+	for _, name := range metric.DefaultNames() {
+		require.Contains(t, string(summary), `"`+name+`"`, "window metrics are merged into the snapshot")
+	}
+	var actual *float64
+	require.NoError(t, b.pool.QueryRow(ctx, "SELECT actual FROM scores WHERE prediction_id = $1", upID).Scan(&actual))
+	require.NotNil(t, actual)
+	require.InDelta(t, 0.1, *actual, 1e-9, "the realised return is kept with the score")
 }

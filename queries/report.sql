@@ -76,7 +76,8 @@ WHERE sn.period_end >= @start_ts::timestamptz
 ORDER BY sn.model_id, sn.scope_key, sn.period_start DESC;
 
 -- SnapshotListForSeries is /reports/models/metrics: the overall snapshots of the models
--- whose period overlaps [start_ts, end_ts], per model in time order. Callers pass a start
+-- whose period overlaps [start_ts, end_ts], newest first so that a capped answer keeps
+-- the recent end (the handler regroups them per model in time order). Callers pass a start
 -- reaching back by the longest window so the rolling window values of the first points
 -- see their full window.
 -- name: SnapshotListForSeries :many
@@ -93,7 +94,7 @@ WHERE sn.scope_key = ''
   AND sn.period_start <= @end_ts::timestamptz
   AND (cardinality(@model_ids::text[]) = 0 OR sn.model_id = ANY(@model_ids::text[]))
   AND (@include_virtual::boolean OR NOT m.virtual)
-ORDER BY sn.model_id, sn.period_end, sn.period_start
+ORDER BY sn.period_end DESC, sn.model_id
 LIMIT @max_rows::integer;
 
 -- SnapshotListNewest is /reports/snapshots: the newest snapshots first (the Python engine

@@ -59,6 +59,7 @@ FOR UPDATE OF p SKIP LOCKED;
 -- ScoreInsertMany writes a batch of scores; the primary key makes a rerun a no-op.
 -- name: ScoreInsertMany :execrows
 INSERT INTO scores (
+    actual,
     failed_reason,
     model_id,
     performed_at,
@@ -71,6 +72,7 @@ INSERT INTO scores (
     value
 )
 SELECT
+    CASE WHEN u.has_actual THEN u.actual END,
     nullif(u.reason, ''),
     u.model_id,
     u.performed_at,
@@ -91,7 +93,9 @@ FROM (
         unnest(@results::jsonb[]) AS result,
         unnest(@successes::boolean[]) AS success,
         unnest(@score_values::double precision[]) AS value,
-        unnest(@reasons::text[]) AS reason
+        unnest(@reasons::text[]) AS reason,
+        unnest(@actuals::double precision[]) AS actual,
+        unnest(@has_actuals::boolean[]) AS has_actual
 ) u
 ON CONFLICT DO NOTHING;
 
@@ -164,3 +168,41 @@ RETURNING *;
 
 -- name: SnapshotSetContentHash :exec
 UPDATE snapshots SET content_hash = @content_hash::text WHERE id = @id::text;
+
+-- MetricPointList returns the successful scores of a window for metrics: the model's
+-- numeric signal (the first numeric of value, expected_return, signal, prediction in its
+-- output), the realised outcome and the score, keyed by slot and scope so models align
+-- in time.
+-- name: MetricPointList :many
+SELECT
+    s.model_id,
+    s.scope_key,
+    s.slot_at,
+    s.performed_at,
+    coalesce(s.value, 0)::double precision AS score,
+    coalesce(s.actual, 'NaN')::double precision AS actual,
+    coalesce(
+        CASE WHEN jsonb_typeof(p.inference_output -> 'value') = 'number' THEN (p.inference_output ->> 'value')::double precision END,
+        CASE WHEN jsonb_typeof(p.inference_output -> 'expected_return') = 'number' THEN (p.inference_output ->> 'expected_return')::double precision END,
+        CASE WHEN jsonb_typeof(p.inference_output -> 'signal') = 'number' THEN (p.inference_output ->> 'signal')::double precision END,
+        CASE WHEN jsonb_typeof(p.inference_output -> 'prediction') = 'number' THEN (p.inference_output ->> 'prediction')::double precision END,
+        'NaN'
+    )::double precision AS signal
+FROM scores s
+JOIN predictions p ON p.id = s.prediction_id AND p.slot_at = s.slot_at
+JOIN models m ON m.id = s.model_id AND NOT m.virtual
+WHERE s.success
+  AND s.performed_at >= @since::timestamptz
+ORDER BY s.model_id, s.performed_at, s.slot_at, s.scope_key;
+
+-- SnapshotMergeMetrics adds window metrics to snapshots the cycle wrote, before they are
+-- hashed and committed.
+-- name: SnapshotMergeMetrics :exec
+UPDATE snapshots s SET result_summary = s.result_summary || u.metrics
+FROM (
+    SELECT unnest(@ids::text[]) AS id, unnest(@metrics::jsonb[]) AS metrics
+) u
+WHERE s.id = u.id;
+
+-- name: SnapshotListByIDs :many
+SELECT * FROM snapshots WHERE id = ANY(@ids::text[]) ORDER BY id;

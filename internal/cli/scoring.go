@@ -10,6 +10,7 @@ import (
 
 	"github.com/crunchnode/crunch-node/internal/config"
 	"github.com/crunchnode/crunch-node/internal/scoring"
+	"github.com/crunchnode/crunch-node/internal/scoring/metric"
 	"github.com/crunchnode/crunch-node/internal/script"
 	"github.com/crunchnode/crunch-node/jobs"
 )
@@ -76,8 +77,19 @@ func buildScoring(ctx context.Context, cfg *config.Config, dir string, logger *s
 		logger.WarnContext(ctx, "Scoring: "+msg)
 		warn.add(msg)
 	}
+	metrics, names, err := buildMetrics(cfg, dir, opts)
+	if err != nil {
+		return nil, err
+	}
+	var window time.Duration
+	if w := cfg.Crunch.Aggregation.Windows; len(w) > 0 {
+		window = w[0].Duration.D()
+	}
 	_, builtin := resolver.(scoring.DefaultResolver)
 	return &jobs.Scoring{
+		Metrics:              metrics,
+		MetricNames:          names,
+		MetricWindow:         window,
 		Scorer:               scorer,
 		Resolver:             resolver,
 		FullWindow:           !builtin,
@@ -114,4 +126,63 @@ func outputDefaults(schema map[string]any) map[string]any {
 		out["value"] = 0.0
 	}
 	return out
+}
+
+// buildMetrics registers the operator's Starlark metrics (`file.star:fn` in the metrics
+// list, registered under the function's name) next to the built-ins and checks every
+// configured name: an unknown metric stops the process.
+func buildMetrics(cfg *config.Config, dir string, opts script.Options) (*metric.Registry, []string, error) {
+	registry := metric.NewRegistry()
+	names := make([]string, 0, len(cfg.Crunch.Metrics))
+	for _, name := range cfg.Crunch.Metrics {
+		if !script.IsRef(name) {
+			names = append(names, name)
+			continue
+		}
+		ref, err := script.ParseRef(resolveRef(name, dir))
+		if err != nil {
+			return nil, nil, fmt.Errorf("metrics: %w", err)
+		}
+		fn, err := script.LoadRef(ref, opts)
+		if err != nil {
+			return nil, nil, fmt.Errorf("metrics: %w", err)
+		}
+		if err := registry.Register(ref.Func, starlarkMetric(fn)); err != nil {
+			return nil, nil, fmt.Errorf("metrics: %w", err)
+		}
+		names = append(names, ref.Func)
+	}
+	if err := registry.Validate(names); err != nil {
+		return nil, nil, fmt.Errorf("metrics: %w", err)
+	}
+	return registry, names, nil
+}
+
+// starlarkMetric adapts a Starlark function `fn(model_id, points)` to a metric: points are
+// dicts {at, key, scope, signal, actual, score, others_mean} in time order, and the
+// function returns a number.
+func starlarkMetric(fn *script.Func) metric.Func {
+	return func(in metric.Input) (float64, error) {
+		points := make([]any, len(in.Points))
+		for i, p := range in.Points {
+			others, _ := in.Others(i)
+			points[i] = map[string]any{
+				"actual": p.Actual, "at": p.At.UTC().Format(time.RFC3339Nano), "key": p.Key,
+				"others_mean": others, "scope": p.Scope, "score": p.Score, "signal": p.Signal,
+			}
+		}
+		out, err := fn.Call(context.Background(), in.ModelID, points)
+		if err != nil {
+			return 0, err
+		}
+		switch v := out.(type) {
+		case float64:
+			return v, nil
+		case int64:
+			return float64(v), nil
+		case int:
+			return float64(v), nil
+		}
+		return 0, fmt.Errorf("metric %s returned %T, want a number", fn, out)
+	}
 }

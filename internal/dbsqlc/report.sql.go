@@ -554,7 +554,7 @@ WHERE sn.scope_key = ''
   AND sn.period_start <= $2::timestamptz
   AND (cardinality($3::text[]) = 0 OR sn.model_id = ANY($3::text[]))
   AND ($4::boolean OR NOT m.virtual)
-ORDER BY sn.model_id, sn.period_end, sn.period_start
+ORDER BY sn.period_end DESC, sn.model_id
 LIMIT $5::integer
 `
 
@@ -576,7 +576,8 @@ type SnapshotListForSeriesRow struct {
 }
 
 // SnapshotListForSeries is /reports/models/metrics: the overall snapshots of the models
-// whose period overlaps [start_ts, end_ts], per model in time order. Callers pass a start
+// whose period overlaps [start_ts, end_ts], newest first so that a capped answer keeps
+// the recent end (the handler regroups them per model in time order). Callers pass a start
 // reaching back by the longest window so the rolling window values of the first points
 // see their full window.
 func (q *Queries) SnapshotListForSeries(ctx context.Context, db DBTX, arg *SnapshotListForSeriesParams) ([]*SnapshotListForSeriesRow, error) {

@@ -11,6 +11,71 @@ import (
 	"time"
 )
 
+const metricPointList = `-- name: MetricPointList :many
+SELECT
+    s.model_id,
+    s.scope_key,
+    s.slot_at,
+    s.performed_at,
+    coalesce(s.value, 0)::double precision AS score,
+    coalesce(s.actual, 'NaN')::double precision AS actual,
+    coalesce(
+        CASE WHEN jsonb_typeof(p.inference_output -> 'value') = 'number' THEN (p.inference_output ->> 'value')::double precision END,
+        CASE WHEN jsonb_typeof(p.inference_output -> 'expected_return') = 'number' THEN (p.inference_output ->> 'expected_return')::double precision END,
+        CASE WHEN jsonb_typeof(p.inference_output -> 'signal') = 'number' THEN (p.inference_output ->> 'signal')::double precision END,
+        CASE WHEN jsonb_typeof(p.inference_output -> 'prediction') = 'number' THEN (p.inference_output ->> 'prediction')::double precision END,
+        'NaN'
+    )::double precision AS signal
+FROM scores s
+JOIN predictions p ON p.id = s.prediction_id AND p.slot_at = s.slot_at
+JOIN models m ON m.id = s.model_id AND NOT m.virtual
+WHERE s.success
+  AND s.performed_at >= $1::timestamptz
+ORDER BY s.model_id, s.performed_at, s.slot_at, s.scope_key
+`
+
+type MetricPointListRow struct {
+	ModelID     string    `json:"model_id"`
+	ScopeKey    string    `json:"scope_key"`
+	SlotAt      time.Time `json:"slot_at"`
+	PerformedAt time.Time `json:"performed_at"`
+	Score       float64   `json:"score"`
+	Actual      float64   `json:"actual"`
+	Signal      float64   `json:"signal"`
+}
+
+// MetricPointList returns the successful scores of a window for metrics: the model's
+// numeric signal (the first numeric of value, expected_return, signal, prediction in its
+// output), the realised outcome and the score, keyed by slot and scope so models align
+// in time.
+func (q *Queries) MetricPointList(ctx context.Context, db DBTX, since time.Time) ([]*MetricPointListRow, error) {
+	rows, err := db.Query(ctx, metricPointList, since)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []*MetricPointListRow
+	for rows.Next() {
+		var i MetricPointListRow
+		if err := rows.Scan(
+			&i.ModelID,
+			&i.ScopeKey,
+			&i.SlotAt,
+			&i.PerformedAt,
+			&i.Score,
+			&i.Actual,
+			&i.Signal,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, &i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const scoreDueList = `-- name: ScoreDueList :many
 SELECT
     p.id,
@@ -138,6 +203,7 @@ func (q *Queries) ScoreDueList(ctx context.Context, db DBTX, arg *ScoreDueListPa
 
 const scoreInsertMany = `-- name: ScoreInsertMany :execrows
 INSERT INTO scores (
+    actual,
     failed_reason,
     model_id,
     performed_at,
@@ -150,6 +216,7 @@ INSERT INTO scores (
     value
 )
 SELECT
+    CASE WHEN u.has_actual THEN u.actual END,
     nullif(u.reason, ''),
     u.model_id,
     u.performed_at,
@@ -170,7 +237,9 @@ FROM (
         unnest($7::jsonb[]) AS result,
         unnest($8::boolean[]) AS success,
         unnest($9::double precision[]) AS value,
-        unnest($10::text[]) AS reason
+        unnest($10::text[]) AS reason,
+        unnest($11::double precision[]) AS actual,
+        unnest($12::boolean[]) AS has_actual
 ) u
 ON CONFLICT DO NOTHING
 `
@@ -186,6 +255,8 @@ type ScoreInsertManyParams struct {
 	Successes     []bool            `json:"successes"`
 	ScoreValues   []float64         `json:"score_values"`
 	Reasons       []string          `json:"reasons"`
+	Actuals       []float64         `json:"actuals"`
+	HasActuals    []bool            `json:"has_actuals"`
 }
 
 // ScoreInsertMany writes a batch of scores; the primary key makes a rerun a no-op.
@@ -201,11 +272,69 @@ func (q *Queries) ScoreInsertMany(ctx context.Context, db DBTX, arg *ScoreInsert
 		arg.Successes,
 		arg.ScoreValues,
 		arg.Reasons,
+		arg.Actuals,
+		arg.HasActuals,
 	)
 	if err != nil {
 		return 0, err
 	}
 	return result.RowsAffected(), nil
+}
+
+const snapshotListByIDs = `-- name: SnapshotListByIDs :many
+SELECT id, model_id, scope_key, period_start, period_end, prediction_count, result_summary, meta, content_hash, created_at, updated_at FROM snapshots WHERE id = ANY($1::text[]) ORDER BY id
+`
+
+func (q *Queries) SnapshotListByIDs(ctx context.Context, db DBTX, ids []string) ([]*Snapshot, error) {
+	rows, err := db.Query(ctx, snapshotListByIDs, ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []*Snapshot
+	for rows.Next() {
+		var i Snapshot
+		if err := rows.Scan(
+			&i.ID,
+			&i.ModelID,
+			&i.ScopeKey,
+			&i.PeriodStart,
+			&i.PeriodEnd,
+			&i.PredictionCount,
+			&i.ResultSummary,
+			&i.Meta,
+			&i.ContentHash,
+			&i.CreatedAt,
+			&i.UpdatedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, &i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const snapshotMergeMetrics = `-- name: SnapshotMergeMetrics :exec
+UPDATE snapshots s SET result_summary = s.result_summary || u.metrics
+FROM (
+    SELECT unnest($1::text[]) AS id, unnest($2::jsonb[]) AS metrics
+) u
+WHERE s.id = u.id
+`
+
+type SnapshotMergeMetricsParams struct {
+	IDs     []string          `json:"ids"`
+	Metrics []json.RawMessage `json:"metrics"`
+}
+
+// SnapshotMergeMetrics adds window metrics to snapshots the cycle wrote, before they are
+// hashed and committed.
+func (q *Queries) SnapshotMergeMetrics(ctx context.Context, db DBTX, arg *SnapshotMergeMetricsParams) error {
+	_, err := db.Exec(ctx, snapshotMergeMetrics, arg.IDs, arg.Metrics)
+	return err
 }
 
 const snapshotRecompute = `-- name: SnapshotRecompute :many
