@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -64,7 +65,17 @@ type Scoring struct {
 type ScoreWorker struct {
 	river.WorkerDefaults[ScoreArgs]
 	deps *Deps
+
+	// metricsCache keeps the last window metrics briefly: a backlog is scored in many
+	// batches seconds apart, and recomputing a day's metrics for every batch would cost
+	// more than scoring.
+	metricsMu     sync.Mutex
+	metricsAt     time.Time
+	metricsValues map[string]map[string]float64
 }
+
+// metricsMaxAge is how old cached window metrics may be when merged into a snapshot.
+const metricsMaxAge = 10 * time.Second
 
 // scoreSlice is how long one run keeps taking batches; a longer backlog is worked by the
 // next runs, so a run never outlives River's stuck-job rescue.
@@ -329,7 +340,44 @@ func (w *ScoreWorker) mergeMetrics(ctx context.Context, tx pgx.Tx, snapshots []*
 		return snapshots, nil
 	}
 	queries := dbsqlc.New()
-	rows, err := queries.MetricPointList(ctx, tx, now.Add(-sc.MetricWindow))
+	values, err := w.windowMetrics(ctx, tx, now)
+	if err != nil {
+		return nil, err
+	}
+	params := &dbsqlc.SnapshotMergeMetricsParams{}
+	ids := make([]string, 0, len(snapshots))
+	for _, s := range snapshots {
+		ids = append(ids, s.ID)
+		modelValues, ok := values[s.ModelID]
+		if s.ScopeKey != "" || !ok {
+			continue
+		}
+		encoded, err := json.Marshal(modelValues)
+		if err != nil {
+			return nil, fmt.Errorf("encoding metrics of %s: %w", s.ModelID, err)
+		}
+		params.IDs = append(params.IDs, s.ID)
+		params.Metrics = append(params.Metrics, encoded)
+	}
+	if len(params.IDs) == 0 {
+		return snapshots, nil
+	}
+	if err := queries.SnapshotMergeMetrics(ctx, tx, params); err != nil {
+		return nil, fmt.Errorf("storing metrics: %w", err)
+	}
+	return queries.SnapshotListByIDs(ctx, tx, ids)
+}
+
+// windowMetrics returns every model's metrics over the metric window, from the cache when
+// it is fresh enough.
+func (w *ScoreWorker) windowMetrics(ctx context.Context, tx pgx.Tx, now time.Time) (map[string]map[string]float64, error) {
+	w.metricsMu.Lock()
+	defer w.metricsMu.Unlock()
+	if w.metricsValues != nil && now.Sub(w.metricsAt) < metricsMaxAge && now.After(w.metricsAt) {
+		return w.metricsValues, nil
+	}
+	sc := w.deps.Scoring
+	rows, err := dbsqlc.New().MetricPointList(ctx, tx, now.Add(-sc.MetricWindow))
 	if err != nil {
 		return nil, fmt.Errorf("reading metric points: %w", err)
 	}
@@ -347,26 +395,6 @@ func (w *ScoreWorker) mergeMetrics(ctx context.Context, tx pgx.Tx, snapshots []*
 	for _, f := range result.Failures {
 		w.deps.Logger.WarnContext(ctx, "Score: metric failed", slog.String("metric", f.Metric), slog.String("model_id", f.ModelID), slog.String("error", f.Err.Error()))
 	}
-	params := &dbsqlc.SnapshotMergeMetricsParams{}
-	ids := make([]string, 0, len(snapshots))
-	for _, s := range snapshots {
-		ids = append(ids, s.ID)
-		values, ok := result.Values[s.ModelID]
-		if s.ScopeKey != "" || !ok {
-			continue
-		}
-		encoded, err := json.Marshal(values)
-		if err != nil {
-			return nil, fmt.Errorf("encoding metrics of %s: %w", s.ModelID, err)
-		}
-		params.IDs = append(params.IDs, s.ID)
-		params.Metrics = append(params.Metrics, encoded)
-	}
-	if len(params.IDs) == 0 {
-		return snapshots, nil
-	}
-	if err := queries.SnapshotMergeMetrics(ctx, tx, params); err != nil {
-		return nil, fmt.Errorf("storing metrics: %w", err)
-	}
-	return queries.SnapshotListByIDs(ctx, tx, ids)
+	w.metricsAt, w.metricsValues = now, result.Values
+	return result.Values, nil
 }

@@ -430,6 +430,9 @@ func (r *reports) modelsMetrics(ctx context.Context, params *RangeParams) ([]Mod
 	if err != nil {
 		return nil, fmt.Errorf("listing snapshots: %w", err)
 	}
+	slices.SortStableFunc(snapshots, func(a, b *dbsqlc.SnapshotListForSeriesRow) int {
+		return cmp.Or(cmp.Compare(a.ModelID, b.ModelID), a.PeriodEnd.Compare(b.PeriodEnd), a.PeriodStart.Compare(b.PeriodStart))
+	})
 	points := make([]seriesPoint, len(snapshots))
 	for i, sn := range snapshots {
 		summary, err := decodeObject(sn.ResultSummary)

@@ -41,9 +41,11 @@ func commands() []command {
 		{"config", "print the effective configuration, secrets redacted", runConfig},
 		{"dev", "create and migrate the database, then run every role with local defaults", runDev},
 		{"healthcheck", "exit 0 when the local report API answers /healthz with ok", runHealthcheck},
+		{"init", "create a competition workspace: crunch-node init NAME [--pack realtime] [-o DIR]", runInit},
 		{"migrate", "create the database if needed and apply all migrations (--reset drops it first)", runMigrate},
 		{"model-server", "serve an example model over the CrunchDAO model-runner protocol (--model, --port, fault flags)", runModelServer},
 		{"run", "run the node (--roles feed,predict,score,report; default all)", runRun},
+		{"verify", "check a running node end to end: health, models, scored predictions, leaderboard, score quality", runVerify},
 		{"verify-merkle", "verify a snapshot's Merkle proof against a node (--snapshot-id, --url)", runVerifyMerkle},
 		{"version", "print the version", runVersion},
 	}

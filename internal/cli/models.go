@@ -17,6 +17,7 @@ import (
 	"github.com/crunchnode/crunch-node/internal/modelrunner"
 	"github.com/crunchnode/crunch-node/internal/modelrunner/modelhost"
 	"github.com/crunchnode/crunch-node/internal/predict"
+	"github.com/crunchnode/crunch-node/internal/pyhost"
 	"github.com/crunchnode/crunch-node/jobs"
 )
 
@@ -55,9 +56,7 @@ func modelSource(cfg *config.Config, dir string, logger *slog.Logger) (modelrunn
 		runtimes := map[string]modelrunner.CommandFunc{
 			"go": modelrunner.GoRuntime(self, "model-server"),
 		}
-		for name, fn := range extraRuntimes(dir) {
-			runtimes[name] = fn
-		}
+		runtimes["python"] = pyhost.NewRuntime(pyhost.Options{BaseClass: cfg.ModelBaseClassname})
 		return modelrunner.NewLocalSource(modelrunner.LocalOptions{
 			File: file, Logger: logger, Runtimes: runtimes, PollInterval: 5 * time.Second,
 		})
@@ -170,6 +169,3 @@ func modelSecurity(cfg *config.Config) (modelrunner.Security, error) {
 	}
 	return modelrunner.Insecure{}, nil
 }
-
-// extraRuntimes are the local source's runtimes beyond the Go model host.
-func extraRuntimes(string) map[string]modelrunner.CommandFunc { return nil }

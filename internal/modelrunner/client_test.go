@@ -91,8 +91,11 @@ func TestClientBufconnSuccess(t *testing.T) {
 	require.Equal(t, StatusSuccess, res.Status, "%v", res.Err)
 	require.Equal(t, CodeSuccess, res.Code)
 	require.Equal(t, mrpb.VariantType_JSON, res.Type)
-	mean := (101.0 + 102 + 103 + 104 + 99) / 5
-	require.InDelta(t, -(99-mean)/mean, res.Value.(map[string]any)["value"], 1e-12)
+	// The last close (99) is below the recent mean, so mean reversion bets up, with a
+	// signal scaled into (0, 1) (modelhost tests pin the formula).
+	reversion := res.Value.(map[string]any)["value"].(float64)
+	require.Greater(t, reversion, 0.0)
+	require.Less(t, reversion, 1.0)
 	requireStats(t, c, ClientReady, 0, 0, 0)
 	require.Empty(t, rep.get())
 }

@@ -1,0 +1,1 @@
+"""crunch-node's development model host (see server.py)."""

@@ -1,0 +1,1 @@
+# Generated-code package; see internal/pyhost/doc.go.

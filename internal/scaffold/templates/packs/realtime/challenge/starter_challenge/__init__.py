@@ -1,0 +1,1 @@
+"""The starter-challenge package: the model interface (cruncher.py) participants build on."""
