@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite needs on a bare machine: PostgreSQL (the
 # database every test runs against), protoc (to check the generated protocol code), and
-# python3-grpcio/python3-protobuf (the Python model host's tests). Safe to run again.
+# python3-grpcio/python3-protobuf (the Python model host's tests) and Chromium (the
+# dashboard's browser test). Safe to run again.
 set -euo pipefail
-packages=(postgresql protobuf-compiler python3-grpcio python3-protobuf)
+packages=(postgresql protobuf-compiler python3-grpcio python3-protobuf chromium)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
