@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,6 +15,8 @@ import (
 	"github.com/crunchnode/crunch-node/internal/modelrunner"
 	"github.com/crunchnode/crunch-node/internal/modelrunner/modelhost"
 	"github.com/crunchnode/crunch-node/internal/postgres"
+	"github.com/crunchnode/crunch-node/internal/scoring"
+	"github.com/crunchnode/crunch-node/internal/scoring/metric"
 
 	"github.com/crunchnode/crunch-node/internal/config"
 	"github.com/crunchnode/crunch-node/internal/dbtest"
@@ -137,4 +140,117 @@ func benchmarkPredictTick(b *testing.B, n int) {
 	slices.Sort(latencies)
 	b.ReportMetric(float64(latencies[len(latencies)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(latencies[len(latencies)*99/100].Microseconds())/1000, "p99-ms")
+}
+
+// BenchmarkLeaderboardRefresh measures REFRESH MATERIALIZED VIEW CONCURRENTLY over 1,000
+// models × 7 days of hourly snapshots (168,000 rows), the budget's size.
+func BenchmarkLeaderboardRefresh(b *testing.B) {
+	ctx := context.Background()
+	pool := dbtest.NewPool(b)
+	cfg, err := config.Load(func(string) string { return "" }, config.Options{Dir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := SyncConfig(ctx, pool, cfg, dbtest.Logger(b)); err != nil {
+		b.Fatal(err)
+	}
+	for _, stmt := range []string{
+		`INSERT INTO models (id, name, player_name, state) SELECT 'm' || g, 'model ' || g, 'c' || g, 'RUNNING' FROM generate_series(1, 1000) g`,
+		`INSERT INTO snapshots (id, model_id, period_start, period_end, prediction_count, result_summary, value)
+		 SELECT id, model_id, period_start, period_end, 240, jsonb_build_object('value', v, 'ic', random() - 0.5, 'hit_rate', random()), v
+		 FROM (SELECT 'SNAP_m' || m || '_' || h AS id, 'm' || m AS model_id,
+		              date_trunc('hour', now()) - h * interval '1 hour' AS period_start,
+		              date_trunc('hour', now()) - (h - 1) * interval '1 hour' AS period_end, random() - 0.5 AS v
+		       FROM generate_series(1, 1000) m, generate_series(0, 167) h) g`,
+		`ANALYZE snapshots`,
+	} {
+		if _, err := pool.Exec(ctx, stmt); err != nil {
+			b.Fatal(err)
+		}
+	}
+	queries := dbsqlc.New()
+	var durations []time.Duration
+	b.ResetTimer()
+	for range b.N {
+		start := time.Now()
+		if err := queries.LeaderboardRefresh(ctx, pool); err != nil {
+			b.Fatal(err)
+		}
+		durations = append(durations, time.Since(start))
+	}
+	b.StopTimer()
+	slices.Sort(durations)
+	b.ReportMetric(float64(durations[len(durations)/2].Milliseconds()), "median-ms")
+}
+
+// BenchmarkScore measures the score path end to end: due predictions with their ground
+// truth found in SQL, the built-in pnl scorer, scores and statuses written, snapshots
+// recomputed and the Merkle cycle committed, in batches of ScoreBatchSize.
+func BenchmarkScore(b *testing.B) {
+	ctx := context.Background()
+	pool := dbtest.NewPool(b)
+	cfg, err := config.Load(func(string) string { return "" }, config.Options{Dir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := SyncConfig(ctx, pool, cfg, dbtest.Logger(b)); err != nil {
+		b.Fatal(err)
+	}
+	scorer, err := scoring.NewRegistry().Scorer("pnl", scriptOptions())
+	if err != nil {
+		b.Fatal(err)
+	}
+	deps := &Deps{Config: cfg, Logger: dbtest.Logger(b), Metrics: telemetry.New(), Pool: pool, Scoring: &Scoring{
+		Scorer: scorer, Resolver: scoring.DefaultResolver{}, Grace: time.Hour, MaxStalenessFraction: 0.5,
+		Metrics: metric.NewRegistry(), MetricNames: metric.DefaultNames(), MetricWindow: 24 * time.Hour,
+	}}
+	worker := &ScoreWorker{deps: deps}
+	const models, slots = 100, 1000 // 100,000 predictions
+	base := time.Now().UTC().Add(-2 * time.Hour).Truncate(time.Hour)
+	for _, stmt := range []string{
+		fmt.Sprintf(`INSERT INTO models (id, name, state) SELECT 'm' || g, 'm' || g, 'RUNNING' FROM generate_series(1, %d) g`, models),
+		`INSERT INTO inputs (id, raw_data, received_at) VALUES ('INP', '{}', now())`,
+		`INSERT INTO feed_records (source, subject, kind, granularity, ts_event, payload)
+		 SELECT 'synthetic', 'BTCUSDT', 'candle', '1s', $1::timestamptz + g * interval '1 second',
+		        jsonb_build_object('open', 100 + sin(g / 10.0), 'high', 101, 'low', 99, 'close', 100 + sin((g + 1) / 10.0), 'volume', 1)
+		 FROM generate_series(0, 7200) g`,
+		fmt.Sprintf(`INSERT INTO predictions (id, slot_at, input_id, model_id, prediction_config_id, scope_key, scope, status,
+		        inference_output, performed_at, resolvable_at)
+		 SELECT 'P_' || m || '_' || s, $1::timestamptz + s * interval '5 second', 'INP', 'm' || m,
+		        (SELECT id FROM scheduled_prediction_configs LIMIT 1), 'k',
+		        '{"source":"synthetic","subject":"BTCUSDT","kind":"candle","granularity":"1s"}',
+		        'PENDING', jsonb_build_object('value', random() * 2 - 1),
+		        $1::timestamptz + s * interval '5 second', $1::timestamptz + s * interval '5 second' + interval '60 second'
+		 FROM generate_series(1, %d) m, generate_series(0, %d) s`, models, slots-1),
+		`ANALYZE`,
+	} {
+		var args []any
+		if strings.Contains(stmt, "$1") {
+			args = append(args, base)
+		}
+		if _, err := pool.Exec(ctx, stmt, args...); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ResetTimer()
+	start := time.Now()
+	scored := 0
+	var cursor *dueCursor
+	for {
+		n, next, err := worker.scoreBatch(ctx, cursor)
+		if err != nil {
+			b.Fatal(err)
+		}
+		scored += n
+		if next == nil {
+			break
+		}
+		cursor = next
+	}
+	elapsed := time.Since(start)
+	b.StopTimer()
+	if scored != models*slots {
+		b.Fatalf("scored %d, want %d", scored, models*slots)
+	}
+	b.ReportMetric(float64(scored)/elapsed.Seconds(), "preds/s")
 }

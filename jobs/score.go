@@ -169,7 +169,10 @@ func (w *ScoreWorker) scoreBatch(ctx context.Context, cursor *dueCursor) (int, *
 			return outcome{}, fmt.Errorf("scoring interrupted: %w", err)
 		}
 		scores := &dbsqlc.ScoreInsertManyParams{Now: &now}
-		snap := &dbsqlc.SnapshotRecomputeParams{PeriodSeconds: int32(w.deps.Config.SnapshotPeriodSeconds), Now: &now}
+		snap := &dbsqlc.SnapshotRecomputeParams{
+			PeriodSeconds: int32(w.deps.Config.SnapshotPeriodSeconds), Now: &now,
+			ValueField: w.deps.Config.Crunch.Aggregation.ValueField,
+		}
 		period := int64(w.deps.Config.SnapshotPeriodSeconds)
 		for i, result := range results {
 			row := scoredRows[i]

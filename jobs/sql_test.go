@@ -78,7 +78,7 @@ func TestScoringSQL(t *testing.T) {
 	require.Zero(t, again, "scores are written once per prediction")
 
 	snapshots, err := queries.SnapshotRecompute(ctx, pool, &dbsqlc.SnapshotRecomputeParams{
-		ModelIDs: params.ModelIDs, Buckets: buckets, PeriodSeconds: 3600,
+		ModelIDs: params.ModelIDs, Buckets: buckets, PeriodSeconds: 3600, ValueField: "value",
 	})
 	require.NoError(t, err)
 	require.Len(t, snapshots, 4, "an overall and a per-scope snapshot per model")

@@ -147,7 +147,8 @@ INSERT INTO snapshots (
     prediction_count,
     result_summary,
     scope_key,
-    updated_at
+    updated_at,
+    value
 )
 SELECT
     'SNAP_' || s.model_id || CASE WHEN s.scope_key = '' THEN '' ELSE '_' || s.scope_key END
@@ -158,12 +159,15 @@ SELECT
     s.n,
     s.summary,
     s.scope_key,
-    coalesce(sqlc.narg('now')::timestamptz, now())
+    coalesce(sqlc.narg('now')::timestamptz, now()),
+    CASE WHEN jsonb_typeof(s.summary -> @value_field::text) = 'number'
+         THEN (s.summary ->> @value_field::text)::double precision END
 FROM summaries s
 ON CONFLICT (model_id, scope_key, period_start) DO UPDATE SET
     prediction_count = EXCLUDED.prediction_count,
     result_summary = EXCLUDED.result_summary,
-    updated_at = EXCLUDED.updated_at
+    updated_at = EXCLUDED.updated_at,
+    value = EXCLUDED.value
 RETURNING *;
 
 -- name: SnapshotSetContentHash :exec

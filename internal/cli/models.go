@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"time"
 
@@ -56,7 +57,7 @@ func modelSource(cfg *config.Config, dir string, logger *slog.Logger) (modelrunn
 		runtimes := map[string]modelrunner.CommandFunc{
 			"go": modelrunner.GoRuntime(self, "model-server"),
 		}
-		runtimes["python"] = pyhost.NewRuntime(pyhost.Options{BaseClass: cfg.ModelBaseClassname})
+		runtimes["python"] = inWorkspace(dir, pyhost.NewRuntime(pyhost.Options{BaseClass: cfg.ModelBaseClassname}))
 		return modelrunner.NewLocalSource(modelrunner.LocalOptions{
 			File: file, Logger: logger, Runtimes: runtimes, PollInterval: 5 * time.Second,
 		})
@@ -168,4 +169,15 @@ func modelSecurity(cfg *config.Config) (modelrunner.Security, error) {
 		return gateway, nil
 	}
 	return modelrunner.Insecure{}, nil
+}
+
+// inWorkspace resolves a model's relative code_dir against the workspace root, where the
+// models file's paths are written from, whatever the node's working directory.
+func inWorkspace(dir string, run modelrunner.CommandFunc) modelrunner.CommandFunc {
+	return func(m modelrunner.LocalModel, port int) (*exec.Cmd, error) {
+		if m.CodeDir != "" && !filepath.IsAbs(m.CodeDir) && dir != "" {
+			m.CodeDir = filepath.Join(dir, m.CodeDir)
+		}
+		return run(m, port)
+	}
 }

@@ -13,7 +13,7 @@ import (
 
 const checkpointAggregate = `-- name: CheckpointAggregate :many
 WITH period AS (
-    SELECT s.id, s.model_id, s.scope_key, s.period_start, s.period_end, s.prediction_count, s.result_summary, s.meta, s.content_hash, s.created_at, s.updated_at
+    SELECT s.id, s.model_id, s.scope_key, s.period_start, s.period_end, s.prediction_count, s.result_summary, s.meta, s.content_hash, s.created_at, s.updated_at, s.value
     FROM snapshots s
     JOIN models m ON m.id = s.model_id AND NOT m.virtual
     WHERE s.scope_key = ''

@@ -67,8 +67,8 @@ type LeaderboardListRow struct {
 	CruncherName     string          `json:"cruncher_name"`
 	Virtual          bool            `json:"virtual"`
 	Metrics          json.RawMessage `json:"metrics"`
-	PredictionCount  int64           `json:"prediction_count"`
-	LatestPeriodEnd  *time.Time      `json:"latest_period_end"`
+	PredictionCount  interface{}     `json:"prediction_count"`
+	LatestPeriodEnd  time.Time       `json:"latest_period_end"`
 	RankingKey       string          `json:"ranking_key"`
 	RankingDirection string          `json:"ranking_direction"`
 	RankingValue     float64         `json:"ranking_value"`

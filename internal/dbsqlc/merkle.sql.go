@@ -374,7 +374,7 @@ func (q *Queries) MerkleNodeListCycle(ctx context.Context, db DBTX, cycleID stri
 }
 
 const snapshotGet = `-- name: SnapshotGet :one
-SELECT id, model_id, scope_key, period_start, period_end, prediction_count, result_summary, meta, content_hash, created_at, updated_at FROM snapshots WHERE id = $1::text
+SELECT id, model_id, scope_key, period_start, period_end, prediction_count, result_summary, meta, content_hash, created_at, updated_at, value FROM snapshots WHERE id = $1::text
 `
 
 func (q *Queries) SnapshotGet(ctx context.Context, db DBTX, id string) (*Snapshot, error) {
@@ -392,6 +392,7 @@ func (q *Queries) SnapshotGet(ctx context.Context, db DBTX, id string) (*Snapsho
 		&i.ContentHash,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.Value,
 	)
 	return &i, err
 }

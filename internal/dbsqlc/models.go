@@ -130,4 +130,5 @@ type Snapshot struct {
 	ContentHash     *string         `json:"content_hash"`
 	CreatedAt       time.Time       `json:"created_at"`
 	UpdatedAt       time.Time       `json:"updated_at"`
+	Value           *float64        `json:"value"`
 }

@@ -282,7 +282,7 @@ func (q *Queries) ScoreInsertMany(ctx context.Context, db DBTX, arg *ScoreInsert
 }
 
 const snapshotListByIDs = `-- name: SnapshotListByIDs :many
-SELECT id, model_id, scope_key, period_start, period_end, prediction_count, result_summary, meta, content_hash, created_at, updated_at FROM snapshots WHERE id = ANY($1::text[]) ORDER BY id
+SELECT id, model_id, scope_key, period_start, period_end, prediction_count, result_summary, meta, content_hash, created_at, updated_at, value FROM snapshots WHERE id = ANY($1::text[]) ORDER BY id
 `
 
 func (q *Queries) SnapshotListByIDs(ctx context.Context, db DBTX, ids []string) ([]*Snapshot, error) {
@@ -306,6 +306,7 @@ func (q *Queries) SnapshotListByIDs(ctx context.Context, db DBTX, ids []string) 
 			&i.ContentHash,
 			&i.CreatedAt,
 			&i.UpdatedAt,
+			&i.Value,
 		); err != nil {
 			return nil, err
 		}
@@ -341,8 +342,8 @@ const snapshotRecompute = `-- name: SnapshotRecompute :many
 WITH touched AS (
     SELECT DISTINCT t.model_id, t.bucket
     FROM (
-        SELECT unnest($3::text[]) AS model_id,
-               unnest($4::timestamptz[]) AS bucket
+        SELECT unnest($4::text[]) AS model_id,
+               unnest($5::timestamptz[]) AS bucket
     ) t
 ),
 base AS (
@@ -380,7 +381,8 @@ INSERT INTO snapshots (
     prediction_count,
     result_summary,
     scope_key,
-    updated_at
+    updated_at,
+    value
 )
 SELECT
     'SNAP_' || s.model_id || CASE WHEN s.scope_key = '' THEN '' ELSE '_' || s.scope_key END
@@ -391,18 +393,22 @@ SELECT
     s.n,
     s.summary,
     s.scope_key,
-    coalesce($2::timestamptz, now())
+    coalesce($2::timestamptz, now()),
+    CASE WHEN jsonb_typeof(s.summary -> $3::text) = 'number'
+         THEN (s.summary ->> $3::text)::double precision END
 FROM summaries s
 ON CONFLICT (model_id, scope_key, period_start) DO UPDATE SET
     prediction_count = EXCLUDED.prediction_count,
     result_summary = EXCLUDED.result_summary,
-    updated_at = EXCLUDED.updated_at
-RETURNING id, model_id, scope_key, period_start, period_end, prediction_count, result_summary, meta, content_hash, created_at, updated_at
+    updated_at = EXCLUDED.updated_at,
+    value = EXCLUDED.value
+RETURNING id, model_id, scope_key, period_start, period_end, prediction_count, result_summary, meta, content_hash, created_at, updated_at, value
 `
 
 type SnapshotRecomputeParams struct {
 	PeriodSeconds int32       `json:"period_seconds"`
 	Now           *time.Time  `json:"now"`
+	ValueField    string      `json:"value_field"`
 	ModelIDs      []string    `json:"model_ids"`
 	Buckets       []time.Time `json:"buckets"`
 }
@@ -416,6 +422,7 @@ func (q *Queries) SnapshotRecompute(ctx context.Context, db DBTX, arg *SnapshotR
 	rows, err := db.Query(ctx, snapshotRecompute,
 		arg.PeriodSeconds,
 		arg.Now,
+		arg.ValueField,
 		arg.ModelIDs,
 		arg.Buckets,
 	)
@@ -438,6 +445,7 @@ func (q *Queries) SnapshotRecompute(ctx context.Context, db DBTX, arg *SnapshotR
 			&i.ContentHash,
 			&i.CreatedAt,
 			&i.UpdatedAt,
+			&i.Value,
 		); err != nil {
 			return nil, err
 		}
