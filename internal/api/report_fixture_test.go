@@ -80,7 +80,7 @@ func (f *fixture) score(t testing.TB, modelID string, performedAt time.Time, res
 	})
 	require.NoError(t, err)
 	_, err = dbsqlc.New().SnapshotRecompute(ctx, f.pool, &dbsqlc.SnapshotRecomputeParams{
-		Buckets: []time.Time{performedAt.Truncate(time.Hour)}, ModelIDs: []string{modelID}, PeriodSeconds: 3600,
+		Buckets: []time.Time{performedAt.Truncate(time.Hour)}, ModelIDs: []string{modelID}, PeriodSeconds: 3600, ValueField: "value",
 	})
 	require.NoError(t, err)
 }
