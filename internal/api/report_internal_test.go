@@ -87,7 +87,7 @@ func scoreAndRefresh(t *testing.T, db dbsqlc.DBTX, modelID string, virtual bool)
 	})
 	require.NoError(t, err)
 	_, err = queries.SnapshotRecompute(ctx, db, &dbsqlc.SnapshotRecomputeParams{
-		Buckets: []time.Time{performed.Truncate(time.Hour)}, ModelIDs: []string{modelID}, PeriodSeconds: 3600,
+		Buckets: []time.Time{performed.Truncate(time.Hour)}, ModelIDs: []string{modelID}, PeriodSeconds: 3600, ValueField: "value",
 	})
 	require.NoError(t, err)
 	require.NoError(t, queries.LeaderboardRefresh(ctx, db))
