@@ -10,6 +10,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivertest"
 
 	"github.com/crunchnode/crunch-node/internal/dbsqlc"
 	"github.com/crunchnode/crunch-node/internal/modelrunner"
@@ -205,7 +208,12 @@ func BenchmarkScore(b *testing.B) {
 		Metrics: metric.NewRegistry(), MetricNames: metric.DefaultNames(), MetricWindow: 24 * time.Hour,
 	}}
 	worker := &ScoreWorker{deps: deps}
-	const models, slots = 100, 1000 // 100,000 predictions
+	inserter, err := river.NewClient(riverpgxv5.New(pool), &river.Config{SkipUnknownJobCheck: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx = rivertest.WorkContext(ctx, inserter)
+	const models, slots = 100, 100 // 10,000 predictions
 	base := time.Now().UTC().Add(-2 * time.Hour).Truncate(time.Hour)
 	for _, stmt := range []string{
 		fmt.Sprintf(`INSERT INTO models (id, name, state) SELECT 'm' || g, 'm' || g, 'RUNNING' FROM generate_series(1, %d) g`, models),

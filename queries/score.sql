@@ -133,11 +133,15 @@ means AS (
     WHERE jsonb_typeof(value) = 'number'
     GROUP BY GROUPING SETS ((model_id, bucket, key), (model_id, scope_key, bucket, key))
 ),
+summary_objects AS (
+    SELECT model_id, scope_key, bucket, jsonb_object_agg(key, mean) AS summary
+    FROM means
+    GROUP BY model_id, scope_key, bucket
+),
 summaries AS (
-    SELECT c.model_id, c.scope_key, c.bucket, c.n,
-           coalesce((SELECT jsonb_object_agg(m.key, m.mean) FROM means m
-                     WHERE m.model_id = c.model_id AND m.scope_key = c.scope_key AND m.bucket = c.bucket), '{}') AS summary
+    SELECT c.model_id, c.scope_key, c.bucket, c.n, coalesce(o.summary, '{}') AS summary
     FROM counts c
+    LEFT JOIN summary_objects o USING (model_id, scope_key, bucket)
 )
 INSERT INTO snapshots (
     id,
