@@ -32,12 +32,16 @@ window_values AS (
     WHERE sn.scope_key = ''
     GROUP BY sn.model_id, w.name
 ),
+-- Every configured window is a key of every model's metrics (null when the model has no
+-- snapshot in it), so a leaderboard column never reads a missing key.
 per_model AS (
-    SELECT model_id,
-           max(n) FILTER (WHERE name = '') AS prediction_count,
-           coalesce(jsonb_object_agg(name, value) FILTER (WHERE name <> ''), '{}') AS windows
-    FROM window_values
-    GROUP BY model_id
+    SELECT pm.model_id,
+           max(wv.n) FILTER (WHERE w.name = '') AS prediction_count,
+           coalesce(jsonb_object_agg(w.name, wv.value) FILTER (WHERE w.name <> ''), '{}') AS windows
+    FROM (SELECT DISTINCT model_id FROM window_values) pm
+    CROSS JOIN windows w
+    LEFT JOIN window_values wv ON wv.model_id = pm.model_id AND wv.name = w.name
+    GROUP BY pm.model_id
 ),
 entries AS (
     SELECT m.id AS model_id,

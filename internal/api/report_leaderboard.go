@@ -240,7 +240,13 @@ func encodeLeaderboard(rows []*dbsqlc.LeaderboardListRow, createdAt *time.Time, 
 		if rank <= 0 {
 			rank = unrankedRank
 		}
-		value := row.RankingValue
+		// A model without a ranking value (no snapshot in the ranking window) shows null,
+		// not a 0 that reads like a real score.
+		var value *float64
+		if row.HasRankingValue {
+			v := row.RankingValue
+			value = &v
+		}
 		out = append(out, LeaderboardRow{
 			CreatedAt:    createdAt,
 			CruncherName: row.CruncherName,
@@ -248,7 +254,7 @@ func encodeLeaderboard(rows []*dbsqlc.LeaderboardListRow, createdAt *time.Time, 
 			ModelName:    row.ModelName,
 			Rank:         rank,
 			ScoreMetrics: jsonObject(row.Metrics),
-			ScoreRanking: ScoreRanking{Direction: row.RankingDirection, Key: row.RankingKey, Value: &value},
+			ScoreRanking: ScoreRanking{Direction: row.RankingDirection, Key: row.RankingKey, Value: value},
 			Flat:         flat,
 		})
 	}
