@@ -88,15 +88,14 @@ func (w *CheckpointWorker) write(ctx context.Context, tx pgx.Tx, start, end time
 	cfg := w.deps.Config
 	ranking := Rank(rows, cfg.Crunch.Aggregation.RankingKey, cfg.Crunch.Aggregation.ValueField,
 		cfg.Crunch.Aggregation.Windows.Names(), cfg.Crunch.Aggregation.RankingDirection)
-	entries := make([]emission.Entry, len(ranking))
-	for i, r := range ranking {
-		entries[i] = emission.Entry{ModelID: r.ModelID, Contribution: number(r.ResultSummary["contribution"]), ModelCorrelation: number(r.ResultSummary["model_correlation"])}
+	build := w.deps.Emission
+	if build == nil {
+		var err error
+		if build, err = NewEmissionBuilder(cfg.BuildEmission, ""); err != nil {
+			return err
+		}
 	}
-	strategy, err := emission.ParseStrategy(cfg.BuildEmission)
-	if err != nil {
-		return fmt.Errorf("BUILD_EMISSION: %w", err)
-	}
-	doc, err := emission.Build(strategy, entries, emission.Identities{
+	doc, err := build(ctx, ranking, emission.Identities{
 		Crunch: cfg.CrunchPubkey, ComputeProvider: cfg.ComputeProviderPubkey, DataProvider: cfg.DataProviderPubkey,
 	})
 	if err != nil {

@@ -34,6 +34,8 @@ type Deps struct {
 	// TickCommitted, when set, is told when a tick's predictions have committed
 	// (benchmarks measure the hot path with it).
 	TickCommitted func(args PredictArgs, at time.Time)
+	// Emission builds checkpoint rewards; nil means the configured built-in strategy.
+	Emission EmissionBuilder
 	// Predicting is set in processes that run the predict role.
 	Predicting *Predicting
 	// Feeds builds and caches feed providers (feed role).

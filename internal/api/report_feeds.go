@@ -72,6 +72,22 @@ func (r *reports) registerFeeds(api huma.API) {
 	})
 
 	huma.Register(api, huma.Operation{
+		OperationID: "backfill-feeds",
+		Method:      http.MethodGet,
+		Path:        "/reports/backfill/feeds",
+		Summary:     "Feed scopes, for the backfill page",
+		Description: "The same rows as /reports/feeds, on the admin tier with the other backfill endpoints.",
+		Tags:        []string{"Backfill"},
+		Security:    []map[string][]string{{"apiKey": {}}},
+	}, func(ctx context.Context, _ *struct{}) (*listOutput[FeedRow], error) {
+		rows, err := r.feeds(ctx)
+		if err != nil {
+			return nil, toHTTPError(ctx, r.deps.Logger, err)
+		}
+		return &listOutput[FeedRow]{Body: nonNil(rows)}, nil
+	})
+
+	huma.Register(api, huma.Operation{
 		OperationID: "report-feeds-tail",
 		Method:      http.MethodGet,
 		Path:        "/reports/feeds/tail",

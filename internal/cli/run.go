@@ -102,6 +102,9 @@ func runNode(ctx context.Context, opts nodeOptions) error {
 		if deps.Scoring, err = buildScoring(ctx, cfg, opts.workspace, logger, warn); err != nil {
 			return err
 		}
+		if deps.Emission, err = jobs.NewEmissionBuilder(cfg.BuildEmission, opts.workspace); err != nil {
+			return err
+		}
 	}
 	riverConfig := jobs.ClientConfig(deps, opts.roles)
 	riverConfig.ID = opts.riverClientID
