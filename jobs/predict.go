@@ -178,6 +178,7 @@ func (w *PredictWorker) Work(ctx context.Context, job *river.Job[PredictArgs]) e
 				return fmt.Errorf("storing %d predictions: %w", len(params.IDs), err)
 			}
 		}
+		w.storeEnsembles(ctx, tx, params, outcomes)
 		if _, err := river.JobCompleteTx[*riverDriver](ctx, tx, job); err != nil {
 			return fmt.Errorf("completing job: %w", err)
 		}

@@ -391,6 +391,22 @@ func (w *ScoreWorker) windowMetrics(ctx context.Context, tx pgx.Tx, now time.Tim
 			Scope: r.ScopeKey, Score: r.Score, Signal: r.Signal,
 		})
 	}
+	// Models holds real models only (MetricPointList skips virtual ones); the first
+	// ensemble's points are the reference of ensemble_correlation, contribution and fnc.
+	if id, ok := referenceEnsemble(w.deps.Config); ok {
+		points, err := dbsqlc.New().MetricEnsemblePointList(ctx, tx, &dbsqlc.MetricEnsemblePointListParams{
+			ModelID: id, Since: now.Add(-sc.MetricWindow),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("reading ensemble metric points: %w", err)
+		}
+		for _, r := range points {
+			window.Ensemble = append(window.Ensemble, metric.Point{
+				Actual: r.Actual, At: r.PerformedAt, Key: r.SlotAt.UTC().Format(time.RFC3339Nano) + "|" + r.ScopeKey,
+				Scope: r.ScopeKey, Score: r.Score, Signal: r.Signal,
+			})
+		}
+	}
 	result, err := sc.Metrics.Compute(ctx, sc.MetricNames, window)
 	if err != nil {
 		return nil, fmt.Errorf("computing metrics: %w", err)

@@ -73,7 +73,7 @@ func SyncConfig(ctx context.Context, db postgres.Beginner, cfg *config.Config, l
 		}); err != nil {
 			return fmt.Errorf("synchronising leaderboard settings: %w", err)
 		}
-		return nil
+		return syncEnsembles(ctx, tx, cfg)
 	})
 }
 

@@ -22,15 +22,22 @@ windows AS MATERIALIZED (
     SELECT '', '-infinity'::timestamptz -- all time: the totals
 ),
 window_values AS (
-    SELECT sn.model_id,
+    SELECT v.model_id,
            w.name,
-           sum(sn.prediction_count)::bigint AS n,
-           sum(sn.value * sn.prediction_count)
-               / nullif(sum(sn.prediction_count) FILTER (WHERE sn.value IS NOT NULL), 0) AS value
-    FROM snapshots sn
-    JOIN windows w ON sn.period_end >= w.since
-    WHERE sn.scope_key = ''
-    GROUP BY sn.model_id, w.name
+           sum(v.prediction_count)::bigint AS n,
+           sum(v.v * v.prediction_count)
+               / nullif(sum(v.prediction_count) FILTER (WHERE v.v IS NOT NULL), 0) AS value
+    FROM (
+        -- The value column is written with the snapshot; rows written by hand (psql,
+        -- fixtures) without it fall back to reading value_field from the summary.
+        SELECT sn.model_id, sn.period_end, sn.prediction_count,
+               coalesce(sn.value, CASE WHEN jsonb_typeof(sn.result_summary -> st.value_field) = 'number'
+                                       THEN (sn.result_summary ->> st.value_field)::double precision END) AS v
+        FROM snapshots sn, settings st
+        WHERE sn.scope_key = ''
+    ) v
+    JOIN windows w ON v.period_end >= w.since
+    GROUP BY v.model_id, w.name
 ),
 -- Every configured window is a key of every model's metrics (null when the model has no
 -- snapshot in it), so a leaderboard column never reads a missing key.

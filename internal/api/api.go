@@ -69,6 +69,7 @@ func NewHandler(deps Deps) (http.Handler, huma.API) {
 	registerCheckpoints(api, deps)
 	registerMerkle(api, deps)
 	registerData(api, deps)
+	registerDiversity(api, deps)
 	registerReports(api, deps)
 	registerTiming(api, deps)
 	for _, register := range deps.Register {

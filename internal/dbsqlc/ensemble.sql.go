@@ -303,7 +303,7 @@ CROSS JOIN LATERAL (
     ORDER BY s.period_start DESC
     LIMIT 1
 ) AS sn
-WHERE (cardinality($1::text[]) = 0 OR m.id = ANY($1::text[]))
+WHERE (coalesce(cardinality($1::text[]), 0) = 0 OR m.id = ANY($1::text[]))
   AND ($2::boolean OR NOT m.virtual)
 ORDER BY m.id
 `
