@@ -55,6 +55,15 @@ type feedTailInput struct {
 	Subject     string `query:"subject"`
 }
 
+// feedList serves /reports/feeds and its admin twin /reports/backfill/feeds.
+func (r *reports) feedList(ctx context.Context, _ *struct{}) (*listOutput[FeedRow], error) {
+	rows, err := r.feeds(ctx)
+	if err != nil {
+		return nil, toHTTPError(ctx, r.deps.Logger, err)
+	}
+	return &listOutput[FeedRow]{Body: nonNil(rows)}, nil
+}
+
 func (r *reports) registerFeeds(api huma.API) {
 	huma.Register(api, huma.Operation{
 		OperationID: "report-feeds",
@@ -63,13 +72,7 @@ func (r *reports) registerFeeds(api huma.API) {
 		Summary:     "Feed scopes",
 		Description: "Every feed scope with its record count, oldest and newest record and watermark.",
 		Tags:        []string{"Reports"},
-	}, func(ctx context.Context, _ *struct{}) (*listOutput[FeedRow], error) {
-		rows, err := r.feeds(ctx)
-		if err != nil {
-			return nil, toHTTPError(ctx, r.deps.Logger, err)
-		}
-		return &listOutput[FeedRow]{Body: nonNil(rows)}, nil
-	})
+	}, r.feedList)
 
 	huma.Register(api, huma.Operation{
 		OperationID: "backfill-feeds",
@@ -79,13 +82,7 @@ func (r *reports) registerFeeds(api huma.API) {
 		Description: "The same rows as /reports/feeds, on the admin tier with the other backfill endpoints.",
 		Tags:        []string{"Backfill"},
 		Security:    []map[string][]string{{"apiKey": {}}},
-	}, func(ctx context.Context, _ *struct{}) (*listOutput[FeedRow], error) {
-		rows, err := r.feeds(ctx)
-		if err != nil {
-			return nil, toHTTPError(ctx, r.deps.Logger, err)
-		}
-		return &listOutput[FeedRow]{Body: nonNil(rows)}, nil
-	})
+	}, r.feedList)
 
 	huma.Register(api, huma.Operation{
 		OperationID: "report-feeds-tail",
