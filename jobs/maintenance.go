@@ -80,5 +80,34 @@ func (w *MaintenanceWorker) Work(ctx context.Context, job *river.Job[Maintenance
 				slog.String("table", table), slog.Int("count", int(dropped)), slog.Time("before", cutoff))
 		}
 	}
+	return w.prune(ctx, now)
+}
+
+// prune deletes the rows that are not partitioned: snapshots, leaderboard history and
+// model inputs past their retention.
+func (w *MaintenanceWorker) prune(ctx context.Context, now time.Time) error {
+	queries := dbsqlc.New()
+	r := w.deps.Config.Crunch.Retention
+	steps := []struct {
+		what string
+		run  func() (int64, error)
+	}{
+		{"snapshots", func() (int64, error) { return queries.SnapshotPrune(ctx, w.deps.Pool, now.Add(-r.Snapshots.D())) }},
+		{"leaderboard history", func() (int64, error) {
+			return queries.LeaderboardHistoryPrune(ctx, w.deps.Pool, now.Add(-r.LeaderboardHistory.D()))
+		}},
+		{"inputs", func() (int64, error) {
+			return queries.InputPrune(ctx, w.deps.Pool, now.Add(-r.Predictions.D()-48*time.Hour))
+		}},
+	}
+	for _, step := range steps {
+		n, err := step.run()
+		if err != nil {
+			return fmt.Errorf("pruning %s: %w", step.what, err)
+		}
+		if n > 0 {
+			w.deps.Logger.InfoContext(ctx, "Maintenance: pruned", slog.String("what", step.what), slog.Int64("rows", n))
+		}
+	}
 	return nil
 }

@@ -23,3 +23,15 @@ FROM crunch_partition_list(@parent::text);
 
 -- name: PartitionDropBefore :one
 SELECT crunch_partition_drop_before(@parent::text, @cutoff::date) AS dropped;
+
+-- SnapshotPrune deletes snapshots that ended before the retention cutoff; Merkle leaves
+-- keep their hashes (snapshot_id becomes NULL).
+-- name: SnapshotPrune :execrows
+DELETE FROM snapshots WHERE period_end < @before::timestamptz;
+
+-- InputPrune deletes model inputs no prediction references any more (their predictions'
+-- partitions were dropped first).
+-- name: InputPrune :execrows
+DELETE FROM inputs i
+WHERE i.received_at < @before::timestamptz
+  AND NOT EXISTS (SELECT 1 FROM predictions p WHERE p.input_id = i.id);

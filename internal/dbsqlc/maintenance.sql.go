@@ -21,6 +21,22 @@ func (q *Queries) DatabasePing(ctx context.Context, db DBTX) (int32, error) {
 	return ok, err
 }
 
+const inputPrune = `-- name: InputPrune :execrows
+DELETE FROM inputs i
+WHERE i.received_at < $1::timestamptz
+  AND NOT EXISTS (SELECT 1 FROM predictions p WHERE p.input_id = i.id)
+`
+
+// InputPrune deletes model inputs no prediction references any more (their predictions'
+// partitions were dropped first).
+func (q *Queries) InputPrune(ctx context.Context, db DBTX, before time.Time) (int64, error) {
+	result, err := db.Exec(ctx, inputPrune, before)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
 const migrationLockAcquire = `-- name: MigrationLockAcquire :exec
 SELECT pg_advisory_lock($1::bigint)
 `
@@ -120,4 +136,18 @@ func (q *Queries) PartitionList(ctx context.Context, db DBTX, parent string) ([]
 		return nil, err
 	}
 	return items, nil
+}
+
+const snapshotPrune = `-- name: SnapshotPrune :execrows
+DELETE FROM snapshots WHERE period_end < $1::timestamptz
+`
+
+// SnapshotPrune deletes snapshots that ended before the retention cutoff; Merkle leaves
+// keep their hashes (snapshot_id becomes NULL).
+func (q *Queries) SnapshotPrune(ctx context.Context, db DBTX, before time.Time) (int64, error) {
+	result, err := db.Exec(ctx, snapshotPrune, before)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
 }
