@@ -173,3 +173,18 @@ func (w *BackfillWorker) fail(ctx context.Context, id string, cause error) error
 	}
 	return nil
 }
+
+// BackfillProgress is how far a backfill's cursor is through its range, 0–100.
+func BackfillProgress(j *dbsqlc.BackfillJob) float64 {
+	if j.Status == "completed" {
+		return 100
+	}
+	if j.CursorTS == nil {
+		return 0
+	}
+	total := j.EndTS.Sub(j.StartTS)
+	if total <= 0 {
+		return 100
+	}
+	return min(max(float64(j.CursorTS.Sub(j.StartTS))/float64(total)*100, 0), 100)
+}

@@ -74,3 +74,16 @@ func TestBackfill(t *testing.T) {
 	_, err = StartBackfill(ctx, b.pool, b.client, BackfillRequest{Scope: scope, Start: end, End: end.Add(time.Minute)})
 	require.NoError(t, err)
 }
+
+func TestBackfillProgress(t *testing.T) {
+	t.Parallel()
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	job := func(status string, cursor *time.Time) *dbsqlc.BackfillJob {
+		return &dbsqlc.BackfillJob{Status: status, StartTS: start, EndTS: start.Add(100 * time.Hour), CursorTS: cursor}
+	}
+	at := func(h int) *time.Time { t := start.Add(time.Duration(h) * time.Hour); return &t }
+	require.Zero(t, BackfillProgress(job("pending", nil)))
+	require.InDelta(t, 25, BackfillProgress(job("running", at(25))), 1e-9)
+	require.Equal(t, 100.0, BackfillProgress(job("running", at(150))), "clamped")
+	require.Equal(t, 100.0, BackfillProgress(job("completed", at(90))))
+}

@@ -43,22 +43,6 @@ func backfillJobFrom(j *dbsqlc.BackfillJob) BackfillJob {
 	}
 }
 
-// progressPct is how far the cursor is through the range, clamped to 0–100.
-func progressPct(j *dbsqlc.BackfillJob) float64 {
-	if j.Status == "completed" {
-		return 100
-	}
-	if j.CursorTS == nil {
-		return 0
-	}
-	total := j.EndTS.Sub(j.StartTS)
-	if total <= 0 {
-		return 100
-	}
-	pct := float64(j.CursorTS.Sub(j.StartTS)) / float64(total) * 100
-	return min(max(pct, 0), 100)
-}
-
 // parseTime accepts RFC 3339 and naive ISO timestamps, which are UTC (as in the Python
 // engine).
 func parseTime(field, s string) (time.Time, error) {
@@ -178,7 +162,7 @@ func registerBackfill(api huma.API, deps Deps) {
 			return nil, toHTTPError(ctx, deps.Logger, postgres.Interpret(err))
 		}
 		job := backfillJobFrom(row)
-		pct := progressPct(row)
+		pct := jobs.BackfillProgress(row)
 		job.ProgressPct = &pct
 		return &backfillJobOutput{Body: job}, nil
 	})

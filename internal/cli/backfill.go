@@ -103,7 +103,7 @@ func runBackfill(ctx context.Context, env *environment, args []string) error {
 			}
 			return fmt.Errorf("reading progress: %w", err)
 		}
-		_ = bar.Set(int(progress(row)))
+		_ = bar.Set(int(jobs.BackfillProgress(row)))
 		switch row.Status {
 		case "completed":
 			_ = bar.Finish()
@@ -113,17 +113,6 @@ func runBackfill(ctx context.Context, env *environment, args []string) error {
 			return fmt.Errorf("backfill failed: %s", deref(row.Error))
 		}
 	}
-}
-
-func progress(row *dbsqlc.BackfillJob) float64 {
-	if row.CursorTS == nil {
-		return 0
-	}
-	total := row.EndTS.Sub(row.StartTS)
-	if total <= 0 {
-		return 100
-	}
-	return min(max(float64(row.CursorTS.Sub(row.StartTS))/float64(total)*100, 0), 100)
 }
 
 func parseFlagTime(s string) (time.Time, error) {
