@@ -148,13 +148,7 @@ func (r *reports) registerModels(api huma.API) {
 		Description: "Per model with a successful score in [start, end]: the mean score of each aggregation window " +
 			"(scores performed within the window before now), merged with the latest snapshot's numeric fields.",
 		Tags: []string{"Reports"},
-	}, func(ctx context.Context, in *rangeInput) (*listOutput[ModelScoreRow], error) {
-		rows, err := r.modelsGlobal(ctx, &in.RangeParams)
-		if err != nil {
-			return nil, toHTTPError(ctx, r.deps.Logger, err)
-		}
-		return &listOutput[ModelScoreRow]{Body: nonNil(rows)}, nil
-	})
+	}, rangeList(r, r.modelsGlobal))
 
 	huma.Register(api, huma.Operation{
 		OperationID: "report-models-params",
@@ -162,13 +156,7 @@ func (r *reports) registerModels(api huma.API) {
 		Path:        "/reports/models/params",
 		Summary:     "Window scores per model and scope",
 		Tags:        []string{"Reports"},
-	}, func(ctx context.Context, in *rangeInput) (*listOutput[ModelParamsRow], error) {
-		rows, err := r.modelsParams(ctx, &in.RangeParams)
-		if err != nil {
-			return nil, toHTTPError(ctx, r.deps.Logger, err)
-		}
-		return &listOutput[ModelParamsRow]{Body: nonNil(rows)}, nil
-	})
+	}, rangeList(r, r.modelsParams))
 
 	huma.Register(api, huma.Operation{
 		OperationID: "report-models-metrics",
@@ -177,13 +165,7 @@ func (r *reports) registerModels(api huma.API) {
 		Summary:     "Snapshot metrics over time",
 		Description: "One row per overall snapshot in [start, end], sorted by performed_at.",
 		Tags:        []string{"Reports"},
-	}, func(ctx context.Context, in *rangeInput) (*listOutput[ModelMetricsRow], error) {
-		rows, err := r.modelsMetrics(ctx, &in.RangeParams)
-		if err != nil {
-			return nil, toHTTPError(ctx, r.deps.Logger, err)
-		}
-		return &listOutput[ModelMetricsRow]{Body: nonNil(rows)}, nil
-	})
+	}, rangeList(r, r.modelsMetrics))
 
 	huma.Register(api, huma.Operation{
 		OperationID: "report-models-summary",
@@ -191,13 +173,7 @@ func (r *reports) registerModels(api huma.API) {
 		Path:        "/reports/models/summary",
 		Summary:     "Latest snapshot metrics per model",
 		Tags:        []string{"Reports"},
-	}, func(ctx context.Context, in *rangeInput) (*listOutput[ModelSummaryRow], error) {
-		rows, err := r.modelsSummary(ctx, &in.RangeParams)
-		if err != nil {
-			return nil, toHTTPError(ctx, r.deps.Logger, err)
-		}
-		return &listOutput[ModelSummaryRow]{Body: nonNil(rows)}, nil
-	})
+	}, rangeList(r, r.modelsSummary))
 }
 
 // windowGroup is one (model, scope) group of window scores.
@@ -544,4 +520,16 @@ func (r *reports) modelsSummary(ctx context.Context, params *RangeParams) ([]Mod
 		out = append(out, ModelSummaryRow{Flat: numericFields(summary), ModelID: row.ModelID})
 	}
 	return out, nil
+}
+
+// rangeList adapts a loader of rows for a [start, end] range to an endpoint: errors go
+// through toHTTPError and an empty result encodes as [].
+func rangeList[T any](r *reports, load func(context.Context, *RangeParams) ([]T, error)) func(context.Context, *rangeInput) (*listOutput[T], error) {
+	return func(ctx context.Context, in *rangeInput) (*listOutput[T], error) {
+		rows, err := load(ctx, &in.RangeParams)
+		if err != nil {
+			return nil, toHTTPError(ctx, r.deps.Logger, err)
+		}
+		return &listOutput[T]{Body: nonNil(rows)}, nil
+	}
 }
