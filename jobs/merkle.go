@@ -49,17 +49,22 @@ func CommitCycle(ctx context.Context, tx pgx.Tx, snapshots []*dbsqlc.Snapshot, n
 	queries := dbsqlc.New()
 	var committed []*dbsqlc.Snapshot
 	hashes := map[string]string{}
+	stored := &dbsqlc.SnapshotSetContentHashesParams{}
 	for _, s := range snapshots {
 		hash, err := ContentHash(s)
 		if err != nil {
 			return err
 		}
-		if err := queries.SnapshotSetContentHash(ctx, tx, &dbsqlc.SnapshotSetContentHashParams{ID: s.ID, ContentHash: hash}); err != nil {
-			return fmt.Errorf("storing content hash of %s: %w", s.ID, err)
-		}
+		stored.IDs = append(stored.IDs, s.ID)
+		stored.ContentHashes = append(stored.ContentHashes, hash)
 		if s.ScopeKey == "" {
 			committed = append(committed, s)
 			hashes[s.ID] = hash
+		}
+	}
+	if len(stored.IDs) > 0 {
+		if err := queries.SnapshotSetContentHashes(ctx, tx, stored); err != nil {
+			return fmt.Errorf("storing content hashes: %w", err)
 		}
 	}
 	if len(committed) == 0 {

@@ -179,6 +179,17 @@ func (w *PredictWorker) Work(ctx context.Context, job *river.Job[PredictArgs]) e
 			}
 		}
 		w.storeEnsembles(ctx, tx, params, outcomes)
+		// The tick waits for scoring as one unit: the score worker claims it once its
+		// horizon has passed. A tick without pending predictions is dropped from the
+		// queue by the first score run that sees it.
+		if len(params.IDs) > 0 {
+			if err := queries.ScoreQueueInsert(ctx, tx, &dbsqlc.ScoreQueueInsertParams{
+				InputID: inputID, PerformedAt: now, PredictionConfigID: schedule.ID,
+				ResolvableAt: params.ResolvableAt, Scope: scopeJSON, SlotAt: job.Args.SlotAt,
+			}); err != nil {
+				return fmt.Errorf("queueing the tick for scoring: %w", err)
+			}
+		}
 		if _, err := river.JobCompleteTx[*riverDriver](ctx, tx, job); err != nil {
 			return fmt.Errorf("completing job: %w", err)
 		}

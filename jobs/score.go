@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -33,8 +34,8 @@ func (ScoreArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{Queue: QueueScore, UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: uniqueWhileActive}}
 }
 
-// ScoreBatchSize is how many due predictions one transaction scores.
-const ScoreBatchSize = 5000
+// ScoreBatchSize is about how many due predictions one transaction scores.
+const ScoreBatchSize = 10_000
 
 // Scoring is what the score worker needs beyond the database: the operator's scorer and
 // ground-truth resolver, built and dry-run at start.
@@ -56,6 +57,9 @@ type Scoring struct {
 	Metrics      *metric.Registry
 	MetricNames  []string
 	MetricWindow time.Duration
+	// Aggregator is the operator's MODEL_SCORE_AGGREGATOR; nil means the built-in mean,
+	// which snapshots compute in SQL.
+	Aggregator scoring.Aggregator
 }
 
 // ScoreWorker scores due predictions in batches until none is left: ground truth from
@@ -69,6 +73,10 @@ type ScoreWorker struct {
 	// metricsCache keeps the last window metrics briefly: a backlog is scored in many
 	// batches seconds apart, and recomputing a day's metrics for every batch would cost
 	// more than scoring.
+	// predictionsPerTick is the mean size of the ticks scored last, to claim about
+	// ScoreBatchSize predictions a batch.
+	predictionsPerTick atomic.Int64
+
 	metricsMu     sync.Mutex
 	metricsAt     time.Time
 	metricsValues map[string]map[string]float64
@@ -86,24 +94,27 @@ func (w *ScoreWorker) Timeout(*river.Job[ScoreArgs]) time.Duration {
 	return scoreSlice + 30*time.Second
 }
 
-// Work scores batch after batch.
+// Work scores due ticks in rounds of at most snapshotEvery, recomputing the snapshots the
+// round touched after each, until nothing is due or the run's slice is used up (a longer
+// backlog is worked by the next runs, so a run never outlives River's stuck-job rescue).
 func (w *ScoreWorker) Work(ctx context.Context, job *river.Job[ScoreArgs]) error {
 	if w.deps.Scoring == nil {
 		return errors.New("scoring is not configured in this process")
 	}
-	var cursor *dueCursor
 	total := 0
 	started := time.Now()
-	for time.Since(started) < scoreSlice {
-		n, next, err := w.scoreBatch(ctx, cursor)
+	for {
+		n, more, err := w.scoreRound(ctx, min(snapshotEvery, scoreSlice-time.Since(started)))
+		total += n
 		if err != nil {
 			return err
 		}
-		total += n
-		if next == nil {
+		if err := w.recomputeSnapshots(ctx); err != nil {
+			return err
+		}
+		if !more || time.Since(started) >= scoreSlice {
 			break
 		}
-		cursor = next
 	}
 	if total > 0 {
 		w.deps.Logger.InfoContext(ctx, "Score: run finished", slog.Int("scored", total))
@@ -111,188 +122,477 @@ func (w *ScoreWorker) Work(ctx context.Context, job *river.Job[ScoreArgs]) error
 	return nil
 }
 
-type dueCursor struct {
-	ts time.Time
-	id string
+// scoreLoops is how many batch loops a round drives at once. Postgres runs each
+// connection's statements on one core, so one loop leaves the database's other cores
+// idle; the loops never meet, because each batch claims its ticks with SKIP LOCKED.
+const scoreLoops = 2
+
+// scoreRound runs scoreLoops batch loops until nothing is due or the round's time is
+// up, and reports how many predictions were scored and whether more may be due.
+func (w *ScoreWorker) scoreRound(ctx context.Context, budget time.Duration) (int, bool, error) {
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		total int
+		more  bool
+		errs  []error
+	)
+	started := time.Now()
+	for range scoreLoops {
+		wg.Go(func() {
+			for {
+				n, again, err := w.scoreBatch(ctx)
+				mu.Lock()
+				total += n
+				if err != nil {
+					errs = append(errs, err)
+				}
+				stop := err != nil || !again || len(errs) > 0
+				if !stop && time.Since(started) >= budget {
+					more, stop = true, true
+				}
+				mu.Unlock()
+				if stop {
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return total, more, errors.Join(errs...)
 }
 
-// scoreBatch scores one batch in one transaction and returns the cursor for the next, or
-// nil when this was the last.
-func (w *ScoreWorker) scoreBatch(ctx context.Context, cursor *dueCursor) (int, *dueCursor, error) {
+// snapshotEvery is how often a run working through a backlog recomputes snapshots.
+const snapshotEvery = 10 * time.Second
+
+// scoreRetryInterval is how long a tick whose ground truth is not there yet waits before
+// it is examined again (never past the end of its grace period).
+const scoreRetryInterval = 10 * time.Second
+
+// tickKey names a tick: a prediction config and a slot.
+type tickKey struct {
+	configID int64
+	slot     time.Time
+}
+
+// batchSizeTicks is how many ticks to claim for about ScoreBatchSize predictions, from
+// the size of the ticks seen so far.
+func (w *ScoreWorker) batchSizeTicks() int32 {
+	perTick := w.predictionsPerTick.Load()
+	if perTick <= 0 {
+		perTick = 100
+	}
+	return int32(max(1, ScoreBatchSize/perTick))
+}
+
+// scoreBatch claims a batch of due ticks and scores their pending predictions in one
+// transaction: ground truth once per tick, the scorer per prediction (isolated), scores
+// copied in, statuses set, the touched snapshot buckets marked, the ticks removed from
+// the queue (or put back when their ground truth is not there yet). It reports whether
+// more ticks may be due.
+func (w *ScoreWorker) scoreBatch(ctx context.Context) (int, bool, error) {
 	queries := dbsqlc.New()
 	now := w.deps.now().UTC()
+	maxTicks := w.batchSizeTicks()
 	type outcome struct {
 		scored int
-		next   *dueCursor
+		more   bool
 	}
 	out, err := postgres.WithTxV(ctx, w.deps.Pool, func(ctx context.Context, tx pgx.Tx) (outcome, error) {
-		params := &dbsqlc.ScoreDueListParams{Now: &now, MaxRows: ScoreBatchSize}
-		if cursor != nil {
-			params.AfterTS, params.AfterID = &cursor.ts, &cursor.id
-		}
-		due, err := queries.ScoreDueList(ctx, tx, params)
+		ticks, err := queries.ScoreQueueClaim(ctx, tx, &dbsqlc.ScoreQueueClaimParams{Now: &now, MaxTicks: maxTicks})
 		if err != nil {
-			return outcome{}, fmt.Errorf("listing due predictions: %w", err)
+			return outcome{}, fmt.Errorf("claiming due ticks: %w", err)
 		}
-		if len(due) == 0 {
+		if len(ticks) == 0 {
 			return outcome{}, nil
+		}
+		pending, err := w.pendingByTick(ctx, tx, ticks)
+		if err != nil {
+			return outcome{}, err
 		}
 
 		var (
-			items      []scoring.Item
-			scoredRows []*dbsqlc.ScoreDueListRow
-			marks      = &dbsqlc.PredictionMarkManyParams{}
+			items    []scoring.Item
+			rows     []*dbsqlc.PredictionListPendingByTicksRow
+			marks    = &dbsqlc.PredictionMarkManyParams{}
+			done     = &dbsqlc.ScoreQueueDeleteParams{}
+			deferred = map[time.Time]*dbsqlc.ScoreQueueDeferParams{}
+			count    int64
 		)
-		for _, row := range due {
-			item, resolution, err := w.prepare(ctx, tx, row)
+		for _, tick := range ticks {
+			key := tickKey{tick.PredictionConfigID, tick.SlotAt}
+			predictions := pending[key]
+			count += int64(len(predictions))
+			resolve, err := w.tickResolver(ctx, tx, tick)
 			if err != nil {
 				return outcome{}, err
 			}
-			if resolution.OK() {
-				items = append(items, item)
-				scoredRows = append(scoredRows, row)
+			retry := false
+			first := len(rows)
+			for _, row := range predictions {
+				item, resolution := resolve(ctx, row)
+				if resolution.OK() {
+					items = append(items, item)
+					rows = append(rows, row)
+					continue
+				}
+				// Unresolvable for now: retried until the grace period ends, then marked
+				// with its reason and never examined again.
+				if resolution.Retryable && now.Before(tick.ResolvableAt.Add(w.deps.Scoring.Grace)) {
+					retry = true
+					continue
+				}
+				marks.IDs = append(marks.IDs, row.ID)
+				marks.Slots = append(marks.Slots, row.SlotAt)
+				marks.Statuses = append(marks.Statuses, "UNRESOLVED")
+				marks.Reasons = append(marks.Reasons, resolution.Code+": "+resolution.Reason)
+			}
+			if retry {
+				// The tick stays queued for the predictions still waiting; the ones
+				// scored now are marked one by one.
+				for _, row := range rows[first:] {
+					marks.IDs = append(marks.IDs, row.ID)
+					marks.Slots = append(marks.Slots, row.SlotAt)
+					marks.Statuses = append(marks.Statuses, "SCORED")
+					marks.Reasons = append(marks.Reasons, "")
+				}
+				at := minTime(now.Add(scoreRetryInterval), tick.ResolvableAt.Add(w.deps.Scoring.Grace))
+				d := deferred[at]
+				if d == nil {
+					d = &dbsqlc.ScoreQueueDeferParams{NotBefore: at}
+					deferred[at] = d
+				}
+				d.ConfigIDs = append(d.ConfigIDs, key.configID)
+				d.Slots = append(d.Slots, key.slot)
 				continue
 			}
-			// Unresolvable for now: retried until the grace period ends, then marked
-			// with its reason and never examined again.
-			if resolution.Retryable && now.Before(row.ResolvableAt.Add(w.deps.Scoring.Grace)) {
-				continue
-			}
-			marks.IDs = append(marks.IDs, row.ID)
-			marks.Slots = append(marks.Slots, row.SlotAt)
-			marks.Statuses = append(marks.Statuses, "UNRESOLVED")
-			marks.Reasons = append(marks.Reasons, resolution.Code+": "+resolution.Reason)
+			done.ConfigIDs = append(done.ConfigIDs, key.configID)
+			done.Slots = append(done.Slots, key.slot)
+		}
+		if count > 0 {
+			w.predictionsPerTick.Store(max(1, count/int64(len(ticks))))
 		}
 
 		results := scoring.ScoreBatch(ctx, w.deps.Scoring.Scorer, items)
 		if err := ctx.Err(); err != nil {
 			return outcome{}, fmt.Errorf("scoring interrupted: %w", err)
 		}
-		scores := &dbsqlc.ScoreInsertManyParams{Now: &now}
-		snap := &dbsqlc.SnapshotRecomputeParams{
-			PeriodSeconds: int32(w.deps.Config.SnapshotPeriodSeconds), Now: &now,
-			ValueField: w.deps.Config.Crunch.Aggregation.ValueField,
-		}
-		period := int64(w.deps.Config.SnapshotPeriodSeconds)
-		for i, result := range results {
-			row := scoredRows[i]
-			encoded, err := json.Marshal(result.Map())
-			if err != nil {
-				return outcome{}, fmt.Errorf("encoding score of %s: %w", row.ID, err)
-			}
-			scores.PredictionIDs = append(scores.PredictionIDs, row.ID)
-			scores.Slots = append(scores.Slots, row.SlotAt)
-			scores.ModelIDs = append(scores.ModelIDs, row.ModelID)
-			scores.ScopeKeys = append(scores.ScopeKeys, row.ScopeKey)
-			scores.PerformedAts = append(scores.PerformedAts, row.PerformedAt)
-			scores.Results = append(scores.Results, encoded)
-			scores.Successes = append(scores.Successes, result.Success)
-			scores.ScoreValues = append(scores.ScoreValues, result.Value)
-			scores.Reasons = append(scores.Reasons, result.FailedReason)
-			actual, hasActual := realised(items[i].GroundTruth)
-			scores.Actuals = append(scores.Actuals, actual)
-			scores.HasActuals = append(scores.HasActuals, hasActual)
-			marks.IDs = append(marks.IDs, row.ID)
-			marks.Slots = append(marks.Slots, row.SlotAt)
-			marks.Statuses = append(marks.Statuses, "SCORED")
-			marks.Reasons = append(marks.Reasons, "")
-			snap.ModelIDs = append(snap.ModelIDs, row.ModelID)
-			snap.Buckets = append(snap.Buckets, time.Unix(row.PerformedAt.Unix()/period*period, 0).UTC())
-			outcomeLabel := "success"
-			if !result.Success {
-				outcomeLabel = "failed"
-			}
-			w.deps.Metrics.Scored.WithLabelValues(outcomeLabel).Inc()
-		}
-		if len(scores.PredictionIDs) > 0 {
-			if _, err := queries.ScoreInsertMany(ctx, tx, scores); err != nil {
-				return outcome{}, fmt.Errorf("writing scores: %w", err)
-			}
+		if err := w.writeScores(ctx, tx, now, items, rows, results); err != nil {
+			return outcome{}, err
 		}
 		if len(marks.IDs) > 0 {
 			if _, err := queries.PredictionMarkMany(ctx, tx, marks); err != nil {
 				return outcome{}, fmt.Errorf("updating prediction statuses: %w", err)
 			}
 		}
-		if len(snap.ModelIDs) > 0 {
-			snapshots, err := queries.SnapshotRecompute(ctx, tx, snap)
-			if err != nil {
-				return outcome{}, fmt.Errorf("recomputing snapshots: %w", err)
+		if len(done.ConfigIDs) > 0 {
+			// Every prediction of a finished tick still PENDING here was scored.
+			scored := &dbsqlc.PredictionMarkTicksScoredParams{
+				ConfigIDs: done.ConfigIDs, Slots: done.Slots, MinSlot: done.Slots[0], MaxSlot: done.Slots[0],
 			}
-			if snapshots, err = w.mergeMetrics(ctx, tx, snapshots, now); err != nil {
-				return outcome{}, err
+			for _, slot := range done.Slots {
+				scored.MinSlot, scored.MaxSlot = minTime(scored.MinSlot, slot), maxTime(scored.MaxSlot, slot)
 			}
-			if err := CommitCycle(ctx, tx, snapshots, now); err != nil {
-				return outcome{}, fmt.Errorf("committing the Merkle cycle: %w", err)
+			if _, err := queries.PredictionMarkTicksScored(ctx, tx, scored); err != nil {
+				return outcome{}, fmt.Errorf("marking scored ticks: %w", err)
 			}
-			if _, err := w.deps.insertTx(ctx, tx, LeaderboardRefreshArgs{}, leaderboardRefreshOpts(now)); err != nil {
-				return outcome{}, fmt.Errorf("enqueuing leaderboard refresh: %w", err)
+			if err := queries.ScoreQueueDelete(ctx, tx, done); err != nil {
+				return outcome{}, fmt.Errorf("removing scored ticks from the queue: %w", err)
 			}
 		}
-
-		last := due[len(due)-1]
-		var next *dueCursor
-		if len(due) == ScoreBatchSize {
-			next = &dueCursor{ts: last.ResolvableAt, id: last.ID}
+		for _, d := range deferred {
+			if err := queries.ScoreQueueDefer(ctx, tx, d); err != nil {
+				return outcome{}, fmt.Errorf("putting back ticks without ground truth: %w", err)
+			}
 		}
-		return outcome{scored: len(results), next: next}, nil
+		return outcome{scored: len(results), more: len(ticks) == int(maxTicks)}, nil
 	})
-	return out.scored, out.next, err
+	return out.scored, out.more, err
 }
 
-// prepare resolves a due prediction's ground truth and builds its scoring item.
-func (w *ScoreWorker) prepare(ctx context.Context, tx pgx.Tx, row *dbsqlc.ScoreDueListRow) (scoring.Item, scoring.Resolution, error) {
-	var prediction map[string]any
-	if err := json.Unmarshal(row.InferenceOutput, &prediction); err != nil || prediction == nil {
-		return scoring.Item{}, scoring.Resolution{Code: "bad_output", Reason: "stored inference output is not an object"}, nil
+// pendingByTick reads the pending predictions of the claimed ticks, grouped by tick.
+func (w *ScoreWorker) pendingByTick(ctx context.Context, tx pgx.Tx, ticks []*dbsqlc.ScoreQueueClaimRow) (map[tickKey][]*dbsqlc.PredictionListPendingByTicksRow, error) {
+	params := &dbsqlc.PredictionListPendingByTicksParams{MinSlot: ticks[0].SlotAt, MaxSlot: ticks[0].SlotAt}
+	for _, t := range ticks {
+		params.ConfigIDs = append(params.ConfigIDs, t.PredictionConfigID)
+		params.Slots = append(params.Slots, t.SlotAt)
+		params.MinSlot = minTime(params.MinSlot, t.SlotAt)
+		params.MaxSlot = maxTime(params.MaxSlot, t.SlotAt)
 	}
-	var scope map[string]any
-	_ = json.Unmarshal(row.Scope, &scope)
-	item := scoring.Item{ModelID: row.ModelID, Prediction: prediction, PredictionID: row.ID}
+	rows, err := dbsqlc.New().PredictionListPendingByTicks(ctx, tx, params)
+	if err != nil {
+		return nil, fmt.Errorf("reading the claimed ticks' predictions: %w", err)
+	}
+	byTick := make(map[tickKey][]*dbsqlc.PredictionListPendingByTicksRow, len(ticks))
+	for _, r := range rows {
+		key := tickKey{r.PredictionConfigID, r.SlotAt}
+		byTick[key] = append(byTick[key], r)
+	}
+	return byTick, nil
+}
+
+// writeScores copies the batch's scores in and marks the snapshot buckets they change as
+// dirty.
+func (w *ScoreWorker) writeScores(ctx context.Context, tx pgx.Tx, now time.Time, items []scoring.Item, rows []*dbsqlc.PredictionListPendingByTicksRow, results []scoring.Result) error {
+	if len(results) == 0 {
+		return nil
+	}
+	queries := dbsqlc.New()
+	scores := make([]*dbsqlc.ScoreCopyParams, len(results))
+	dirty := &dbsqlc.SnapshotDirtyMarkParams{}
+	seen := map[snapshotKey]bool{}
+	period := int64(w.deps.Config.SnapshotPeriodSeconds)
+	failed := 0
+	// One buffer holds every encoded result; each score keeps its own sub-slice.
+	arena := make([]byte, 0, 128*len(results))
+	for i, result := range results {
+		row := rows[i]
+		start := len(arena)
+		var err error
+		if arena, err = result.AppendJSON(arena); err != nil {
+			return fmt.Errorf("encoding score of %s: %w", row.ID, err)
+		}
+		encoded := json.RawMessage(arena[start:len(arena):len(arena)])
+		score := &dbsqlc.ScoreCopyParams{
+			ModelID: row.ModelID, PerformedAt: row.PerformedAt, PredictionID: row.ID, Result: encoded,
+			ScopeKey: row.ScopeKey, ScoredAt: now, SlotAt: row.SlotAt, Success: result.Success,
+		}
+		if result.Success {
+			score.Value = &result.Value
+		} else {
+			score.FailedReason = &result.FailedReason
+			failed++
+		}
+		if actual, ok := realised(items[i].GroundTruth); ok {
+			score.Actual = &actual
+		}
+		scores[i] = score
+		key := snapshotKey{row.ModelID, time.Unix(row.PerformedAt.Unix()/period*period, 0).UTC()}
+		if !seen[key] {
+			seen[key] = true
+			dirty.ModelIDs = append(dirty.ModelIDs, key.modelID)
+			dirty.Buckets = append(dirty.Buckets, key.bucket)
+		}
+	}
+	if _, err := queries.ScoreCopy(ctx, tx, scores); err != nil {
+		return fmt.Errorf("writing scores: %w", err)
+	}
+	if err := queries.SnapshotDirtyMark(ctx, tx, dirty); err != nil {
+		return fmt.Errorf("marking snapshot buckets: %w", err)
+	}
+	w.deps.Metrics.Scored.WithLabelValues("success").Add(float64(len(results) - failed))
+	w.deps.Metrics.Scored.WithLabelValues("failed").Add(float64(failed))
+	return nil
+}
+
+// snapshotKey is a model's snapshot bucket.
+type snapshotKey struct {
+	modelID string
+	bucket  time.Time
+}
+
+// snapshotBatch is how many dirty (model, bucket) pairs one transaction recomputes.
+const snapshotBatch = 5000
+
+// recomputeSnapshots rebuilds the snapshots of the buckets scoring marked dirty, merges
+// the window metrics into them, commits the Merkle cycle and enqueues a leaderboard
+// refresh, batch after batch until nothing is dirty.
+func (w *ScoreWorker) recomputeSnapshots(ctx context.Context) error {
+	for {
+		n, err := postgres.WithTxV(ctx, w.deps.Pool, func(ctx context.Context, tx pgx.Tx) (int, error) {
+			queries := dbsqlc.New()
+			now := w.deps.now().UTC()
+			taken, err := queries.SnapshotDirtyTake(ctx, tx, snapshotBatch)
+			if err != nil {
+				return 0, fmt.Errorf("taking dirty snapshot buckets: %w", err)
+			}
+			if len(taken) == 0 {
+				return 0, nil
+			}
+			params := &dbsqlc.SnapshotRecomputeParams{
+				PeriodSeconds: int32(w.deps.Config.SnapshotPeriodSeconds), Now: &now,
+				ValueField: w.deps.Config.Crunch.Aggregation.ValueField,
+			}
+			for _, t := range taken {
+				params.ModelIDs = append(params.ModelIDs, t.ModelID)
+				params.Buckets = append(params.Buckets, t.Bucket)
+			}
+			var snapshots []*dbsqlc.Snapshot
+			if w.deps.Scoring.Aggregator != nil {
+				snapshots, err = w.aggregateSnapshots(ctx, tx, params)
+			} else {
+				snapshots, err = queries.SnapshotRecompute(ctx, tx, params)
+			}
+			if err != nil {
+				return 0, fmt.Errorf("recomputing snapshots: %w", err)
+			}
+			if snapshots, err = w.mergeMetrics(ctx, tx, snapshots, now); err != nil {
+				return 0, err
+			}
+			if err := CommitCycle(ctx, tx, snapshots, now); err != nil {
+				return 0, fmt.Errorf("committing the Merkle cycle: %w", err)
+			}
+			if _, err := w.deps.insertTx(ctx, tx, LeaderboardRefreshArgs{}, leaderboardRefreshOpts(now)); err != nil {
+				return 0, fmt.Errorf("enqueuing leaderboard refresh: %w", err)
+			}
+			return len(taken), nil
+		})
+		if err != nil || n < snapshotBatch {
+			return err
+		}
+	}
+}
+
+// aggregateSnapshots is SnapshotRecompute with an operator's MODEL_SCORE_AGGREGATOR in
+// place of the SQL mean: the scores of each dirty bucket, failed ones included, are given
+// to the aggregator per model (the overall snapshot) and per model and scope. A failing
+// aggregator leaves that snapshot as it was and is logged; the rest are written.
+func (w *ScoreWorker) aggregateSnapshots(ctx context.Context, tx pgx.Tx, recompute *dbsqlc.SnapshotRecomputeParams) ([]*dbsqlc.Snapshot, error) {
+	queries := dbsqlc.New()
+	rows, err := queries.ScoreListByBuckets(ctx, tx, &dbsqlc.ScoreListByBucketsParams{
+		ModelIDs: recompute.ModelIDs, Buckets: recompute.Buckets, PeriodSeconds: recompute.PeriodSeconds,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading the scores of dirty buckets: %w", err)
+	}
+	type group struct {
+		model, scope string
+		bucket       time.Time
+	}
+	var order []group
+	results := map[group][]scoring.Result{}
+	add := func(g group, r scoring.Result) {
+		if _, ok := results[g]; !ok {
+			order = append(order, g)
+		}
+		results[g] = append(results[g], r)
+	}
+	for _, row := range rows {
+		result := scoring.Result{ModelID: row.ModelID, Success: row.Success, Value: row.Value, FailedReason: row.FailedReason}
+		var dict map[string]any
+		_ = json.Unmarshal(row.Result, &dict)
+		for k, v := range dict {
+			if k != "value" && k != "success" && k != "failed_reason" {
+				if result.Extra == nil {
+					result.Extra = map[string]any{}
+				}
+				result.Extra[k] = v
+			}
+		}
+		add(group{row.ModelID, "", row.Bucket}, result)
+		add(group{row.ModelID, row.ScopeKey, row.Bucket}, result)
+	}
+	upsert := &dbsqlc.SnapshotUpsertManyParams{
+		PeriodSeconds: recompute.PeriodSeconds, Now: recompute.Now, ValueField: recompute.ValueField,
+	}
+	for _, g := range order {
+		snapshot, err := w.deps.Scoring.Aggregator.Aggregate(ctx, results[g])
+		if err != nil {
+			w.deps.Logger.WarnContext(ctx, "Score: aggregator failed; snapshot left as it was",
+				slog.String("model_id", g.model), slog.String("scope_key", g.scope), slog.Time("bucket", g.bucket), slog.String("error", err.Error()))
+			continue
+		}
+		summary, err := json.Marshal(snapshot.Summary)
+		if err != nil {
+			return nil, fmt.Errorf("encoding the summary of %s: %w", g.model, err)
+		}
+		upsert.ModelIDs = append(upsert.ModelIDs, g.model)
+		upsert.ScopeKeys = append(upsert.ScopeKeys, g.scope)
+		upsert.Buckets = append(upsert.Buckets, g.bucket)
+		// As in the SQL path, the count is of scored predictions; failed scores are not
+		// predictions the model got credit or blame for.
+		upsert.PredictionCounts = append(upsert.PredictionCounts, int32(snapshot.SuccessCount))
+		upsert.Summaries = append(upsert.Summaries, summary)
+	}
+	if len(upsert.ModelIDs) == 0 {
+		return nil, nil
+	}
+	return queries.SnapshotUpsertMany(ctx, tx, upsert)
+}
+
+// tickResolver returns how the predictions of one tick get their ground truth. The
+// built-in resolver is the same for every prediction of a tick, so it runs once; an
+// operator's resolver receives each prediction (as in the Python engine), with the
+// window's records read once.
+func (w *ScoreWorker) tickResolver(ctx context.Context, tx pgx.Tx, tick *dbsqlc.ScoreQueueClaimRow) (func(context.Context, *dbsqlc.PredictionListPendingByTicksRow) (scoring.Item, scoring.Resolution), error) {
+	itemOf := func(row *dbsqlc.PredictionListPendingByTicksRow) (scoring.Item, bool) {
+		var prediction map[string]any
+		if err := json.Unmarshal(row.InferenceOutput, &prediction); err != nil || prediction == nil {
+			return scoring.Item{}, false
+		}
+		return scoring.Item{ModelID: row.ModelID, Prediction: prediction, PredictionID: row.ID}, true
+	}
+	badOutput := scoring.Resolution{Code: "bad_output", Reason: "stored inference output is not an object"}
+	withTruth := func(truth scoring.Resolution) func(context.Context, *dbsqlc.PredictionListPendingByTicksRow) (scoring.Item, scoring.Resolution) {
+		return func(_ context.Context, row *dbsqlc.PredictionListPendingByTicksRow) (scoring.Item, scoring.Resolution) {
+			item, ok := itemOf(row)
+			if !ok {
+				return item, badOutput
+			}
+			item.GroundTruth = truth.GroundTruth
+			return item, truth
+		}
+	}
 
 	// Horizon 0 resolves against the stored input, as the Python engine's immediate path.
-	if !row.ResolvableAt.After(row.PerformedAt) {
-		input, err := dbsqlc.New().InputGet(ctx, tx, row.InputID)
+	if !tick.ResolvableAt.After(tick.PerformedAt) {
+		input, err := dbsqlc.New().InputGet(ctx, tx, tick.InputID)
 		if err != nil {
-			return item, scoring.Resolution{}, fmt.Errorf("reading input %s: %w", row.InputID, err)
+			return nil, fmt.Errorf("reading input %s: %w", tick.InputID, err)
 		}
 		var raw map[string]any
 		if err := json.Unmarshal(input.RawData, &raw); err != nil || raw == nil {
-			return item, scoring.Resolution{Code: "bad_input", Reason: "stored input is not an object"}, nil
+			return withTruth(scoring.Resolution{Code: "bad_input", Reason: "stored input is not an object"}), nil
 		}
-		item.GroundTruth = raw
-		return item, scoring.Resolution{GroundTruth: raw}, nil
+		return withTruth(scoring.Resolution{GroundTruth: raw}), nil
 	}
 
-	subject, _ := scope["subject"].(string)
-	granularity, _ := scope["granularity"].(string)
-	in := scoring.ResolveInput{PerformedAt: row.PerformedAt, Prediction: prediction, ResolvableAt: row.ResolvableAt}
+	var scope map[string]any
+	_ = json.Unmarshal(tick.Scope, &scope)
+	subject, granularity := str(scope["subject"]), str(scope["granularity"])
+	in := scoring.ResolveInput{PerformedAt: tick.PerformedAt, ResolvableAt: tick.ResolvableAt}
 	if w.deps.Scoring.FullWindow {
 		records, err := dbsqlc.New().FeedRecordListRange(ctx, tx, &dbsqlc.FeedRecordListRangeParams{
 			Source: str(scope["source"]), Subject: subject, Kind: str(scope["kind"]), Granularity: granularity,
-			StartTS: row.PerformedAt, EndTS: row.ResolvableAt, MaxRows: 100_000,
+			StartTS: tick.PerformedAt, EndTS: tick.ResolvableAt, MaxRows: 100_000,
 		})
 		if err != nil {
-			return item, scoring.Resolution{}, fmt.Errorf("reading the ground-truth window of %s: %w", row.ID, err)
+			return nil, fmt.Errorf("reading the ground-truth window of tick %d/%s: %w", tick.PredictionConfigID, tick.SlotAt, err)
 		}
 		for _, r := range records {
 			in.Records = append(in.Records, feedPoint(subject, r.TSEvent, r.Payload))
 		}
 	} else {
-		if row.HasFirst {
-			in.Records = append(in.Records, feedPoint(subject, row.FirstTS, row.FirstPayload))
+		if tick.HasFirst {
+			in.Records = append(in.Records, feedPoint(subject, tick.FirstTS, tick.FirstPayload))
 		}
-		if row.HasLast && (!row.HasFirst || !row.LastTS.Equal(row.FirstTS)) {
-			in.Records = append(in.Records, feedPoint(subject, row.LastTS, row.LastPayload))
+		if tick.HasLast && (!tick.HasFirst || !tick.LastTS.Equal(tick.FirstTS)) {
+			in.Records = append(in.Records, feedPoint(subject, tick.LastTS, tick.LastPayload))
 		}
 	}
-	resolution, err := w.resolver(granularity).Resolve(ctx, in)
-	if err != nil {
-		// A broken operator resolver is this prediction's problem, not the batch's.
-		return item, scoring.Resolution{Code: "resolver_error", Reason: err.Error()}, nil
+	resolver := w.resolver(granularity)
+	resolveOne := func(ctx context.Context, in scoring.ResolveInput) scoring.Resolution {
+		resolution, err := resolver.Resolve(ctx, in)
+		if err != nil {
+			// A broken operator resolver is this prediction's problem, not the batch's.
+			return scoring.Resolution{Code: "resolver_error", Reason: err.Error()}
+		}
+		return resolution
 	}
-	item.GroundTruth = resolution.GroundTruth
-	return item, resolution, nil
+	if _, builtin := resolver.(scoring.DefaultResolver); builtin {
+		return withTruth(resolveOne(ctx, in)), nil
+	}
+	return func(ctx context.Context, row *dbsqlc.PredictionListPendingByTicksRow) (scoring.Item, scoring.Resolution) {
+		item, ok := itemOf(row)
+		if !ok {
+			return item, badOutput
+		}
+		perPrediction := in
+		perPrediction.Prediction = item.Prediction
+		resolution := resolveOne(ctx, perPrediction)
+		item.GroundTruth = resolution.GroundTruth
+		return item, resolution
+	}, nil
 }
 
 // resolver returns the configured resolver; the built-in one is specialised to the

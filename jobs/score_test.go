@@ -3,15 +3,20 @@ package jobs
 import (
 	"context"
 	"encoding/json"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertest"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/crunchnode/crunch-node/internal/dbsqlc"
 	"github.com/crunchnode/crunch-node/internal/scoring"
 	"github.com/crunchnode/crunch-node/internal/scoring/metric"
+	"github.com/crunchnode/crunch-node/internal/telemetry"
 	"github.com/crunchnode/crunch-node/internal/testfactory"
 )
 
@@ -122,4 +127,110 @@ func TestScoreWorker(t *testing.T) {
 	require.NoError(t, b.pool.QueryRow(ctx, "SELECT actual FROM scores WHERE prediction_id = $1", upID).Scan(&actual))
 	require.NotNil(t, actual)
 	require.InDelta(t, 0.1, *actual, 1e-9, "the realised return is kept with the score")
+}
+
+// TestScoreWorkerAggregator runs an operator's MODEL_SCORE_AGGREGATOR in place of the SQL
+// mean: it sees every score of the bucket, failed ones included.
+func TestScoreWorkerAggregator(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	aggregator, err := scoring.NewAggregator("../internal/scoring/testdata/aggregate.star:penalised_mean", scriptOptions())
+	require.NoError(t, err)
+	b := setupRiver(t, nil, func(d *Deps) {
+		d.Scoring = builtinScoring(t, "pnl")
+		d.Scoring.Aggregator = aggregator
+	})
+
+	// Two minutes in one hourly bucket (unless the hour turns in between: then start
+	// earlier, so both predictions share a bucket).
+	base := time.Now().UTC().Add(-5 * time.Minute).Truncate(time.Second)
+	if base.Truncate(time.Hour) != base.Add(2*time.Minute).Truncate(time.Hour) {
+		base = base.Add(-10 * time.Minute)
+	}
+	closes := make([]float64, 121)
+	for i := range closes {
+		closes[i] = 100 + float64(i)/12
+	}
+	testfactory.FeedCandles(ctx, t, b.pool, [4]string{}, base, time.Second, closes)
+	schedule := testfactory.Schedule(ctx, t, b.pool, nil)
+	model := testfactory.Model(ctx, t, b.pool, nil)
+	later := base.Add(time.Minute)
+	testfactory.Prediction(ctx, t, b.pool, &testfactory.PredictionOpts{ModelID: model.ID, ScheduleID: schedule.ID, PerformedAt: &base, Output: map[string]any{"value": 1.0}})
+	testfactory.Prediction(ctx, t, b.pool, &testfactory.PredictionOpts{ModelID: model.ID, ScheduleID: schedule.ID, PerformedAt: &later, Output: map[string]any{"value": "not a number"}})
+
+	require.Equal(t, river.EventKindJobCompleted, b.runJob(t, ScoreArgs{}).Kind)
+
+	var (
+		count   int
+		summary map[string]any
+		raw     json.RawMessage
+	)
+	require.NoError(t, b.pool.QueryRow(ctx, "SELECT prediction_count, result_summary FROM snapshots WHERE model_id = $1 AND scope_key = ''", model.ID).Scan(&count, &raw))
+	require.NoError(t, json.Unmarshal(raw, &summary))
+	require.EqualValues(t, 2, summary["n"], "the aggregator sees the failed score too")
+	// pnl of the first: 1 × (105 − 100)/100 × 10,000 = 500; the failed one counts −1.
+	require.InDelta(t, (500.0-1.0)/2, summary["value"], 1e-6)
+	require.Equal(t, 1, count, "prediction_count counts scored predictions, as the SQL mean does")
+}
+
+// TestTwoScoreProcesses runs two score workers, each with its own connection pool and two
+// batch loops, against one database at once: every prediction is scored exactly once.
+func TestTwoScoreProcesses(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setupRiver(t, nil, func(d *Deps) { d.Scoring = builtinScoring(t, "pnl") })
+	ctx = rivertest.WorkContext(ctx, b.client)
+
+	const models, ticks = 20, 60
+	base := time.Now().UTC().Add(-20 * time.Minute).Truncate(time.Second)
+	closes := make([]float64, 10*60)
+	for i := range closes {
+		closes[i] = 100 + float64(i%50)/10
+	}
+	testfactory.FeedCandles(ctx, t, b.pool, [4]string{}, base, time.Second, closes)
+	schedule := testfactory.Schedule(ctx, t, b.pool, nil)
+	for range models {
+		m := testfactory.Model(ctx, t, b.pool, nil)
+		for tick := range ticks {
+			at := base.Add(time.Duration(tick) * time.Second)
+			testfactory.Prediction(ctx, t, b.pool, &testfactory.PredictionOpts{ModelID: m.ID, ScheduleID: schedule.ID, PerformedAt: &at, Output: map[string]any{"value": 0.5}})
+		}
+	}
+
+	other, err := pgxpool.New(ctx, b.pool.Config().ConnString())
+	require.NoError(t, err)
+	t.Cleanup(other.Close)
+	workers := []*ScoreWorker{
+		{deps: b.deps},
+		{deps: &Deps{Config: b.deps.Config, Logger: b.deps.Logger, Metrics: telemetry.New(), Pool: other, Scoring: b.deps.Scoring}},
+	}
+	scored := make([]int, len(workers))
+	var wg sync.WaitGroup
+	for i, w := range workers {
+		// One tick per batch, so the workers' claims interleave as much as they can.
+		w.predictionsPerTick.Store(ScoreBatchSize)
+		wg.Go(func() {
+			n, _, err := w.scoreRound(ctx, time.Minute)
+			assert.NoError(t, err)
+			scored[i] = n
+		})
+	}
+	wg.Wait()
+	t.Logf("scored per worker: %v", scored)
+	total := models * ticks
+	require.Equal(t, total, scored[0]+scored[1], "each prediction scored by exactly one worker")
+
+	var rows, distinct, pending, queued int
+	require.NoError(t, b.pool.QueryRow(ctx, "SELECT count(*), count(DISTINCT prediction_id) FROM scores").Scan(&rows, &distinct))
+	require.NoError(t, b.pool.QueryRow(ctx, "SELECT count(*) FROM predictions WHERE status <> 'SCORED'").Scan(&pending))
+	require.NoError(t, b.pool.QueryRow(ctx, "SELECT count(*) FROM score_queue").Scan(&queued))
+	require.Equal(t, total, rows)
+	require.Equal(t, total, distinct)
+	require.Zero(t, pending)
+	require.Zero(t, queued)
+
+	require.NoError(t, workers[1].recomputeSnapshots(ctx))
+	var snapshotted int
+	require.NoError(t, b.pool.QueryRow(ctx, "SELECT coalesce(sum(prediction_count), 0) FROM snapshots WHERE scope_key = ''").Scan(&snapshotted))
+	require.Equal(t, total, snapshotted, "the dirty buckets of both workers were recomputed")
 }

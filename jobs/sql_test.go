@@ -44,41 +44,48 @@ func TestScoringSQL(t *testing.T) {
 	future := time.Now().UTC()
 	testfactory.Prediction(ctx, t, pool, &testfactory.PredictionOpts{ModelID: late.ID, ScheduleID: schedule.ID, PerformedAt: &future})
 
-	due, err := queries.ScoreDueList(ctx, pool, &dbsqlc.ScoreDueListParams{MaxRows: 100})
+	ticks, err := queries.ScoreQueueClaim(ctx, pool, &dbsqlc.ScoreQueueClaimParams{MaxTicks: 100})
 	require.NoError(t, err)
-	require.Len(t, due, 2, "the prediction whose horizon has not passed is not due")
-	for _, d := range due {
-		require.True(t, d.HasFirst)
-		require.Equal(t, base, d.FirstTS.UTC())
-		require.Equal(t, base.Add(time.Minute), d.LastTS.UTC())
+	require.Len(t, ticks, 2, "the tick whose horizon has not passed is not due")
+	pending := &dbsqlc.PredictionListPendingByTicksParams{MinSlot: ticks[0].SlotAt, MaxSlot: ticks[0].SlotAt}
+	for _, tick := range ticks {
+		require.True(t, tick.HasFirst)
+		require.Equal(t, base, tick.FirstTS.UTC())
+		require.Equal(t, base.Add(time.Minute), tick.LastTS.UTC())
+		pending.ConfigIDs = append(pending.ConfigIDs, tick.PredictionConfigID)
+		pending.Slots = append(pending.Slots, tick.SlotAt)
+		pending.MinSlot = minTime(pending.MinSlot, tick.SlotAt)
+		pending.MaxSlot = maxTime(pending.MaxSlot, tick.SlotAt)
 	}
+	due, err := queries.PredictionListPendingByTicks(ctx, pool, pending)
+	require.NoError(t, err)
+	require.Len(t, due, 2)
 
-	params := &dbsqlc.ScoreInsertManyParams{}
-	var buckets []time.Time
+	var (
+		scores   []*dbsqlc.ScoreCopyParams
+		modelIDs []string
+		buckets  []time.Time
+	)
 	for _, d := range due {
 		var output map[string]float64
 		require.NoError(t, json.Unmarshal(d.InferenceOutput, &output))
 		value := output["value"] * 10
-		params.PredictionIDs = append(params.PredictionIDs, d.ID)
-		params.Slots = append(params.Slots, d.SlotAt)
-		params.ModelIDs = append(params.ModelIDs, d.ModelID)
-		params.ScopeKeys = append(params.ScopeKeys, d.ScopeKey)
-		params.PerformedAts = append(params.PerformedAts, d.PerformedAt)
-		params.Results = append(params.Results, json.RawMessage(`{"value":`+jsonNumber(value)+`,"profit":0.1,"label":"x"}`))
-		params.Successes = append(params.Successes, true)
-		params.ScoreValues = append(params.ScoreValues, value)
-		params.Reasons = append(params.Reasons, "")
+		scores = append(scores, &dbsqlc.ScoreCopyParams{
+			ModelID: d.ModelID, PerformedAt: d.PerformedAt, PredictionID: d.ID, ScopeKey: d.ScopeKey,
+			Result:   json.RawMessage(`{"value":` + jsonNumber(value) + `,"profit":0.1,"label":"x"}`),
+			ScoredAt: time.Now(), SlotAt: d.SlotAt, Success: true, Value: &value,
+		})
+		modelIDs = append(modelIDs, d.ModelID)
 		buckets = append(buckets, d.PerformedAt.Truncate(time.Hour))
 	}
-	written, err := queries.ScoreInsertMany(ctx, pool, params)
+	written, err := queries.ScoreCopy(ctx, pool, scores)
 	require.NoError(t, err)
 	require.EqualValues(t, 2, written)
-	again, err := queries.ScoreInsertMany(ctx, pool, params)
-	require.NoError(t, err)
-	require.Zero(t, again, "scores are written once per prediction")
+	_, err = queries.ScoreCopy(ctx, pool, scores[:1])
+	require.Error(t, err, "the primary key refuses a second score for a prediction")
 
 	snapshots, err := queries.SnapshotRecompute(ctx, pool, &dbsqlc.SnapshotRecomputeParams{
-		ModelIDs: params.ModelIDs, Buckets: buckets, PeriodSeconds: 3600, ValueField: "value",
+		ModelIDs: modelIDs, Buckets: buckets, PeriodSeconds: 3600, ValueField: "value",
 	})
 	require.NoError(t, err)
 	require.Len(t, snapshots, 4, "an overall and a per-scope snapshot per model")

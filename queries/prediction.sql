@@ -58,19 +58,24 @@ SELECT count(*) FROM predictions
 WHERE prediction_config_id = @prediction_config_id::bigint
   AND slot_at = @slot_at::timestamptz;
 
--- PredictionListDue takes a batch of PENDING predictions whose horizon has passed and
--- locks them, skipping rows another score process holds, so several score processes
--- share the work without scoring anything twice.
--- name: PredictionListDue :many
-SELECT p.id, p.slot_at, p.model_id, p.input_id, p.scope_key, p.scope, p.inference_output,
-       p.performed_at, p.resolvable_at
+-- PredictionListPendingByTicks returns the PENDING predictions of the ticks a score
+-- process has claimed (their score_queue rows are locked by it, so no other process reads
+-- them for scoring), through the (config, slot, model) unique index.
+-- name: PredictionListPendingByTicks :many
+SELECT p.id, p.slot_at, p.prediction_config_id, p.model_id, p.scope_key, p.performed_at,
+       p.inference_output
 FROM predictions p
+JOIN (
+    SELECT unnest(@config_ids::bigint[]) AS config_id,
+           unnest(@slots::timestamptz[]) AS slot_at
+) t ON p.prediction_config_id = t.config_id AND p.slot_at = t.slot_at
 WHERE p.status = 'PENDING'
-  AND p.resolvable_at <= coalesce(sqlc.narg('now')::timestamptz, now())
-ORDER BY p.resolvable_at
-LIMIT @max_rows::integer
-FOR UPDATE SKIP LOCKED;
+  -- The bounds let the planner skip the other daily partitions.
+  AND p.slot_at >= @min_slot::timestamptz
+  AND p.slot_at <= @max_slot::timestamptz;
 
+-- PredictionMarkMany sets the outcome of scoring. No index mentions status, and
+-- prediction partitions leave room on each page, so this is a heap-only update.
 -- name: PredictionMarkMany :execrows
 UPDATE predictions p SET
     status = u.status,
@@ -82,6 +87,19 @@ FROM (
            unnest(@reasons::text[]) AS reason
 ) u
 WHERE p.id = u.id AND p.slot_at = u.slot_at;
+
+-- PredictionMarkTicksScored marks the remaining PENDING predictions of fully scored ticks
+-- SCORED, through the (config, slot, model) index: cheaper than matching every id.
+-- name: PredictionMarkTicksScored :execrows
+UPDATE predictions p SET status = 'SCORED'
+FROM (
+    SELECT unnest(@config_ids::bigint[]) AS config_id,
+           unnest(@slots::timestamptz[]) AS slot_at
+) t
+WHERE p.prediction_config_id = t.config_id AND p.slot_at = t.slot_at
+  AND p.status = 'PENDING'
+  AND p.slot_at >= @min_slot::timestamptz
+  AND p.slot_at <= @max_slot::timestamptz;
 
 -- name: PredictionListForReport :many
 SELECT p.model_id, p.prediction_config_id, p.scope_key, p.scope, p.status, p.failed_reason,

@@ -1,19 +1,48 @@
--- ScoreDueList takes a batch of PENDING predictions whose horizon has passed, locks them
--- (skipping rows another score process holds, so several processes share the work and
--- none is scored twice) and resolves their ground truth window in the same statement: the
--- first and last feed record of the prediction's scope in [performed_at, resolvable_at],
--- read through the primary key index of the partition that holds them.
--- name: ScoreDueList :many
+-- ScoreQueueInsert records a tick's predictions as waiting to be scored; the predict
+-- job writes it in the tick's transaction.
+-- name: ScoreQueueInsert :exec
+INSERT INTO score_queue (
+    input_id,
+    not_before,
+    performed_at,
+    prediction_config_id,
+    resolvable_at,
+    scope,
+    slot_at
+) VALUES (
+    @input_id::text,
+    @resolvable_at::timestamptz,
+    @performed_at::timestamptz,
+    @prediction_config_id::bigint,
+    @resolvable_at::timestamptz,
+    @scope::jsonb,
+    @slot_at::timestamptz
+)
+ON CONFLICT DO NOTHING;
+
+-- ScoreQueueClaim locks a batch of due ticks, skipping ticks another score process holds
+-- (so several processes share the work and none scores a prediction twice), and resolves
+-- each tick's ground-truth window in the same statement: the first and last feed record
+-- of the tick's scope in [performed_at, resolvable_at], read through the primary key
+-- index of the partition that holds them. Every prediction of a tick shares it.
+-- name: ScoreQueueClaim :many
+WITH claimed AS (
+    SELECT q.prediction_config_id, q.slot_at, q.input_id, q.scope, q.performed_at,
+           q.resolvable_at, q.attempts, q.not_before
+    FROM score_queue q
+    WHERE q.not_before <= coalesce(sqlc.narg('now')::timestamptz, now())
+    ORDER BY q.not_before, q.prediction_config_id, q.slot_at
+    LIMIT @max_ticks::integer
+    FOR UPDATE SKIP LOCKED
+)
 SELECT
-    p.id,
-    p.slot_at,
-    p.model_id,
-    p.input_id,
-    p.scope_key,
-    p.scope,
-    p.inference_output,
-    p.performed_at,
-    p.resolvable_at,
+    c.prediction_config_id,
+    c.slot_at,
+    c.input_id,
+    c.scope,
+    c.performed_at,
+    c.resolvable_at,
+    c.attempts,
     -- The lateral joins find nothing when the window is empty; the flags say so, because
     -- sqlc cannot see that these columns become nullable.
     (f.ts_event IS NOT NULL)::boolean AS has_first,
@@ -22,42 +51,58 @@ SELECT
     (l.ts_event IS NOT NULL)::boolean AS has_last,
     coalesce(l.ts_event, 'epoch')::timestamptz AS last_ts,
     coalesce(l.payload, '{}')::jsonb AS last_payload
-FROM predictions p
+FROM claimed c
 LEFT JOIN LATERAL (
     SELECT r.ts_event, r.payload
     FROM feed_records r
-    WHERE r.source = p.scope ->> 'source'
-      AND r.subject = p.scope ->> 'subject'
-      AND r.kind = p.scope ->> 'kind'
-      AND r.granularity = p.scope ->> 'granularity'
-      AND r.ts_event >= p.performed_at
-      AND r.ts_event <= p.resolvable_at
+    WHERE r.source = c.scope ->> 'source'
+      AND r.subject = c.scope ->> 'subject'
+      AND r.kind = c.scope ->> 'kind'
+      AND r.granularity = c.scope ->> 'granularity'
+      AND r.ts_event >= c.performed_at
+      AND r.ts_event <= c.resolvable_at
     ORDER BY r.ts_event
     LIMIT 1
 ) f ON true
 LEFT JOIN LATERAL (
     SELECT r.ts_event, r.payload
     FROM feed_records r
-    WHERE r.source = p.scope ->> 'source'
-      AND r.subject = p.scope ->> 'subject'
-      AND r.kind = p.scope ->> 'kind'
-      AND r.granularity = p.scope ->> 'granularity'
-      AND r.ts_event >= p.performed_at
-      AND r.ts_event <= p.resolvable_at
+    WHERE r.source = c.scope ->> 'source'
+      AND r.subject = c.scope ->> 'subject'
+      AND r.kind = c.scope ->> 'kind'
+      AND r.granularity = c.scope ->> 'granularity'
+      AND r.ts_event >= c.performed_at
+      AND r.ts_event <= c.resolvable_at
     ORDER BY r.ts_event DESC
     LIMIT 1
 ) l ON true
-WHERE p.status = 'PENDING'
-  AND p.resolvable_at <= coalesce(sqlc.narg('now')::timestamptz, now())
-  -- Keyset pagination within one scoring run: predictions examined but left PENDING
-  -- (their ground truth may still arrive) are not examined again until the next run.
-  AND (p.resolvable_at, p.id) > (coalesce(sqlc.narg('after_ts')::timestamptz, '-infinity'), coalesce(sqlc.narg('after_id')::text, ''))
-ORDER BY p.resolvable_at, p.id
-LIMIT @max_rows::integer
-FOR UPDATE OF p SKIP LOCKED;
+ORDER BY c.not_before, c.prediction_config_id, c.slot_at;
 
--- ScoreInsertMany writes a batch of scores; the primary key makes a rerun a no-op.
--- name: ScoreInsertMany :execrows
+-- ScoreQueueDelete removes ticks whose predictions are all scored or marked.
+-- name: ScoreQueueDelete :exec
+DELETE FROM score_queue q
+USING (
+    SELECT unnest(@config_ids::bigint[]) AS config_id,
+           unnest(@slots::timestamptz[]) AS slot_at
+) t
+WHERE q.prediction_config_id = t.config_id AND q.slot_at = t.slot_at;
+
+-- ScoreQueueDefer puts back ticks whose ground truth is not there yet, to be tried again
+-- at not_before.
+-- name: ScoreQueueDefer :exec
+UPDATE score_queue q SET
+    attempts = q.attempts + 1,
+    not_before = @not_before::timestamptz
+FROM (
+    SELECT unnest(@config_ids::bigint[]) AS config_id,
+           unnest(@slots::timestamptz[]) AS slot_at
+) t
+WHERE q.prediction_config_id = t.config_id AND q.slot_at = t.slot_at;
+
+-- ScoreCopy writes a batch of scores with COPY. It never meets an existing score: the
+-- predictions it scores were PENDING under the claimed tick's lock, and a score and its
+-- prediction's status are written in the same transaction.
+-- name: ScoreCopy :copyfrom
 INSERT INTO scores (
     actual,
     failed_reason,
@@ -70,34 +115,39 @@ INSERT INTO scores (
     slot_at,
     success,
     value
+) VALUES (
+    @actual,
+    @failed_reason,
+    @model_id,
+    @performed_at,
+    @prediction_id,
+    @result,
+    @scope_key,
+    @scored_at,
+    @slot_at,
+    @success,
+    @value
+);
+
+-- SnapshotDirtyMark records the (model, bucket) pairs whose snapshots a batch of scores
+-- changed, in the batch's transaction; the run recomputes them once at its end.
+-- name: SnapshotDirtyMark :exec
+INSERT INTO snapshot_dirty (model_id, bucket)
+SELECT unnest(@model_ids::text[]), unnest(@buckets::timestamptz[]);
+
+-- SnapshotDirtyTake removes and returns up to max_rows marks, deduplicated, skipping
+-- marks another score process is taking at the same moment.
+-- name: SnapshotDirtyTake :many
+WITH taken AS (
+    DELETE FROM snapshot_dirty d
+    WHERE d.ctid IN (
+        SELECT ctid FROM snapshot_dirty
+        LIMIT @max_rows::integer
+        FOR UPDATE SKIP LOCKED
+    )
+    RETURNING d.model_id, d.bucket
 )
-SELECT
-    CASE WHEN u.has_actual THEN u.actual END,
-    nullif(u.reason, ''),
-    u.model_id,
-    u.performed_at,
-    u.prediction_id,
-    u.result,
-    u.scope_key,
-    coalesce(sqlc.narg('now')::timestamptz, now()),
-    u.slot_at,
-    u.success,
-    CASE WHEN u.success THEN u.value END
-FROM (
-    SELECT
-        unnest(@prediction_ids::text[]) AS prediction_id,
-        unnest(@slots::timestamptz[]) AS slot_at,
-        unnest(@model_ids::text[]) AS model_id,
-        unnest(@scope_keys::text[]) AS scope_key,
-        unnest(@performed_ats::timestamptz[]) AS performed_at,
-        unnest(@results::jsonb[]) AS result,
-        unnest(@successes::boolean[]) AS success,
-        unnest(@score_values::double precision[]) AS value,
-        unnest(@reasons::text[]) AS reason,
-        unnest(@actuals::double precision[]) AS actual,
-        unnest(@has_actuals::boolean[]) AS has_actual
-) u
-ON CONFLICT DO NOTHING;
+SELECT DISTINCT model_id, bucket FROM taken;
 
 -- SnapshotRecompute rebuilds the snapshots of the (model, bucket) pairs a scoring cycle
 -- touched, from all successful scores in those buckets: the overall snapshot (scope_key
@@ -174,8 +224,13 @@ ON CONFLICT (model_id, scope_key, period_start) DO UPDATE SET
     value = EXCLUDED.value
 RETURNING *;
 
--- name: SnapshotSetContentHash :exec
-UPDATE snapshots SET content_hash = @content_hash::text WHERE id = @id::text;
+-- SnapshotSetContentHashes stores the content hashes of the snapshots a cycle wrote.
+-- name: SnapshotSetContentHashes :exec
+UPDATE snapshots s SET content_hash = u.content_hash
+FROM (
+    SELECT unnest(@ids::text[]) AS id, unnest(@content_hashes::text[]) AS content_hash
+) u
+WHERE s.id = u.id;
 
 -- MetricPointList returns the successful scores of a window for metrics: the model's
 -- numeric signal (the first numeric of value, expected_return, signal, prediction in its
@@ -214,3 +269,59 @@ WHERE s.id = u.id;
 
 -- name: SnapshotListByIDs :many
 SELECT * FROM snapshots WHERE id = ANY(@ids::text[]) ORDER BY id;
+
+-- ScoreListByBuckets returns every score of the given (model, bucket) pairs, failed ones
+-- included, for an operator's MODEL_SCORE_AGGREGATOR.
+-- name: ScoreListByBuckets :many
+SELECT s.model_id, t.bucket::timestamptz AS bucket, s.scope_key, s.result, s.success,
+       coalesce(s.failed_reason, '')::text AS failed_reason,
+       coalesce(s.value, 0)::double precision AS value
+FROM (
+    SELECT DISTINCT unnest(@model_ids::text[]) AS model_id,
+                    unnest(@buckets::timestamptz[]) AS bucket
+) t
+JOIN scores s
+  ON s.model_id = t.model_id
+ AND s.performed_at >= t.bucket
+ AND s.performed_at < t.bucket + make_interval(secs => @period_seconds::integer)
+ORDER BY s.model_id, t.bucket, s.performed_at, s.prediction_id;
+
+-- SnapshotUpsertMany writes snapshots summarised by an operator's MODEL_SCORE_AGGREGATOR,
+-- with the ids and value column SnapshotRecompute gives its own.
+-- name: SnapshotUpsertMany :many
+INSERT INTO snapshots (
+    id,
+    model_id,
+    period_end,
+    period_start,
+    prediction_count,
+    result_summary,
+    scope_key,
+    updated_at,
+    value
+)
+SELECT
+    'SNAP_' || u.model_id || CASE WHEN u.scope_key = '' THEN '' ELSE '_' || u.scope_key END
+        || '_' || to_char(u.bucket AT TIME ZONE 'UTC', 'YYYYMMDD"T"HH24MISS'),
+    u.model_id,
+    u.bucket + make_interval(secs => @period_seconds::integer),
+    u.bucket,
+    u.prediction_count,
+    u.summary,
+    u.scope_key,
+    coalesce(sqlc.narg('now')::timestamptz, now()),
+    CASE WHEN jsonb_typeof(u.summary -> @value_field::text) = 'number'
+         THEN (u.summary ->> @value_field::text)::double precision END
+FROM (
+    SELECT unnest(@model_ids::text[]) AS model_id,
+           unnest(@scope_keys::text[]) AS scope_key,
+           unnest(@buckets::timestamptz[]) AS bucket,
+           unnest(@prediction_counts::integer[]) AS prediction_count,
+           unnest(@summaries::jsonb[]) AS summary
+) u
+ON CONFLICT (model_id, scope_key, period_start) DO UPDATE SET
+    prediction_count = EXCLUDED.prediction_count,
+    result_summary = EXCLUDED.result_summary,
+    updated_at = EXCLUDED.updated_at,
+    value = EXCLUDED.value
+RETURNING *;

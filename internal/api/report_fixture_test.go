@@ -65,21 +65,11 @@ func (f *fixture) score(t testing.TB, modelID string, performedAt time.Time, res
 	t.Helper()
 	ctx := context.Background()
 	id, slot := f.predict(t, modelID, performedAt)
-	encoded, err := json.Marshal(result)
-	require.NoError(t, err)
-	_, err = dbsqlc.New().ScoreInsertMany(ctx, f.pool, &dbsqlc.ScoreInsertManyParams{
-		ModelIDs:      []string{modelID},
-		PerformedAts:  []time.Time{performedAt},
-		PredictionIDs: []string{id},
-		Reasons:       []string{reason},
-		Results:       []json.RawMessage{encoded},
-		ScopeKeys:     []string{f.schedule.ScopeKey},
-		ScoreValues:   []float64{result["value"]},
-		Slots:         []time.Time{slot},
-		Successes:     []bool{reason == ""},
+	testfactory.Score(ctx, t, f.pool, &testfactory.ScoreOpts{
+		ModelID: modelID, PerformedAt: performedAt, PredictionID: id, Reason: reason,
+		Result: result, ScopeKey: f.schedule.ScopeKey, Slot: slot,
 	})
-	require.NoError(t, err)
-	_, err = dbsqlc.New().SnapshotRecompute(ctx, f.pool, &dbsqlc.SnapshotRecomputeParams{
+	_, err := dbsqlc.New().SnapshotRecompute(ctx, f.pool, &dbsqlc.SnapshotRecomputeParams{
 		Buckets: []time.Time{performedAt.Truncate(time.Hour)}, ModelIDs: []string{modelID}, PeriodSeconds: 3600, ValueField: "value",
 	})
 	require.NoError(t, err)

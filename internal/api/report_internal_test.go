@@ -80,13 +80,11 @@ func scoreAndRefresh(t *testing.T, db dbsqlc.DBTX, modelID string, virtual bool)
 	schedule := testfactory.Schedule(ctx, t, db, nil)
 	performed := time.Now().UTC().Add(-time.Minute)
 	id, slot := testfactory.Prediction(ctx, t, db, &testfactory.PredictionOpts{ModelID: modelID, PerformedAt: &performed, ScheduleID: schedule.ID})
-	_, err := queries.ScoreInsertMany(ctx, db, &dbsqlc.ScoreInsertManyParams{
-		ModelIDs: []string{modelID}, PerformedAts: []time.Time{performed}, PredictionIDs: []string{id},
-		Reasons: []string{""}, Results: []json.RawMessage{json.RawMessage(`{"value":1}`)}, ScopeKeys: []string{"scope"},
-		ScoreValues: []float64{1}, Slots: []time.Time{slot}, Successes: []bool{true},
+	testfactory.Score(ctx, t, db, &testfactory.ScoreOpts{
+		ModelID: modelID, PerformedAt: performed, PredictionID: id, Result: map[string]float64{"value": 1},
+		ScopeKey: "scope", Slot: slot,
 	})
-	require.NoError(t, err)
-	_, err = queries.SnapshotRecompute(ctx, db, &dbsqlc.SnapshotRecomputeParams{
+	_, err := queries.SnapshotRecompute(ctx, db, &dbsqlc.SnapshotRecomputeParams{
 		Buckets: []time.Time{performed.Truncate(time.Hour)}, ModelIDs: []string{modelID}, PeriodSeconds: 3600, ValueField: "value",
 	})
 	require.NoError(t, err)

@@ -77,6 +77,10 @@ func buildScoring(ctx context.Context, cfg *config.Config, dir string, logger *s
 		logger.WarnContext(ctx, "Scoring: "+msg)
 		warn.add(msg)
 	}
+	aggregator, err := buildAggregator(dryCtx, cfg.ModelScoreAggregator, dir, opts)
+	if err != nil {
+		return nil, err
+	}
 	metrics, names, err := buildMetrics(cfg, dir, opts)
 	if err != nil {
 		return nil, err
@@ -90,12 +94,34 @@ func buildScoring(ctx context.Context, cfg *config.Config, dir string, logger *s
 		Metrics:              metrics,
 		MetricNames:          names,
 		MetricWindow:         window,
+		Aggregator:           aggregator,
 		Scorer:               scorer,
 		Resolver:             resolver,
 		FullWindow:           !builtin,
 		Grace:                cfg.Crunch.GroundTruth.UnresolvedGrace.D(),
 		MaxStalenessFraction: fraction,
 	}, nil
+}
+
+// buildAggregator loads MODEL_SCORE_AGGREGATOR and dry-runs it on two sample results, so
+// a broken script stops the process at start rather than at its first snapshot. The
+// built-in mean returns nil: snapshots compute it in SQL.
+func buildAggregator(ctx context.Context, ref, dir string, opts script.Options) (scoring.Aggregator, error) {
+	aggregator, err := scoring.NewAggregator(resolveRef(ref, dir), opts)
+	if err != nil {
+		return nil, err
+	}
+	if _, mean := aggregator.(scoring.MeanAggregator); mean {
+		return nil, nil
+	}
+	sample := []scoring.Result{
+		{Success: true, Value: 0.5, Extra: map[string]any{"profit": 0.01}},
+		{FailedReason: "sample failure"},
+	}
+	if _, err := aggregator.Aggregate(ctx, sample); err != nil {
+		return nil, fmt.Errorf("MODEL_SCORE_AGGREGATOR %q fails on sample results: %w", ref, err)
+	}
+	return aggregator, nil
 }
 
 // outputDefaults builds a sample model output from the output schema: each property's

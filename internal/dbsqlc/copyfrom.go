@@ -50,3 +50,48 @@ func (r iteratorForFeedRecordCopy) Err() error {
 func (q *Queries) FeedRecordCopy(ctx context.Context, db DBTX, arg []*FeedRecordCopyParams) (int64, error) {
 	return db.CopyFrom(ctx, []string{"feed_records"}, []string{"granularity", "kind", "meta", "payload", "source", "subject", "ts_event", "ts_ingested"}, &iteratorForFeedRecordCopy{rows: arg})
 }
+
+// iteratorForScoreCopy implements pgx.CopyFromSource.
+type iteratorForScoreCopy struct {
+	rows                 []*ScoreCopyParams
+	skippedFirstNextCall bool
+}
+
+func (r *iteratorForScoreCopy) Next() bool {
+	if len(r.rows) == 0 {
+		return false
+	}
+	if !r.skippedFirstNextCall {
+		r.skippedFirstNextCall = true
+		return true
+	}
+	r.rows = r.rows[1:]
+	return len(r.rows) > 0
+}
+
+func (r iteratorForScoreCopy) Values() ([]interface{}, error) {
+	return []interface{}{
+		r.rows[0].Actual,
+		r.rows[0].FailedReason,
+		r.rows[0].ModelID,
+		r.rows[0].PerformedAt,
+		r.rows[0].PredictionID,
+		r.rows[0].Result,
+		r.rows[0].ScopeKey,
+		r.rows[0].ScoredAt,
+		r.rows[0].SlotAt,
+		r.rows[0].Success,
+		r.rows[0].Value,
+	}, nil
+}
+
+func (r iteratorForScoreCopy) Err() error {
+	return nil
+}
+
+// ScoreCopy writes a batch of scores with COPY. It never meets an existing score: the
+// predictions it scores were PENDING under the claimed tick's lock, and a score and its
+// prediction's status are written in the same transaction.
+func (q *Queries) ScoreCopy(ctx context.Context, db DBTX, arg []*ScoreCopyParams) (int64, error) {
+	return db.CopyFrom(ctx, []string{"scores"}, []string{"actual", "failed_reason", "model_id", "performed_at", "prediction_id", "result", "scope_key", "scored_at", "slot_at", "success", "value"}, &iteratorForScoreCopy{rows: arg})
+}

@@ -159,67 +159,6 @@ func (q *Queries) PredictionInsertMany(ctx context.Context, db DBTX, arg *Predic
 	return result.RowsAffected(), nil
 }
 
-const predictionListDue = `-- name: PredictionListDue :many
-SELECT p.id, p.slot_at, p.model_id, p.input_id, p.scope_key, p.scope, p.inference_output,
-       p.performed_at, p.resolvable_at
-FROM predictions p
-WHERE p.status = 'PENDING'
-  AND p.resolvable_at <= coalesce($1::timestamptz, now())
-ORDER BY p.resolvable_at
-LIMIT $2::integer
-FOR UPDATE SKIP LOCKED
-`
-
-type PredictionListDueParams struct {
-	Now     *time.Time `json:"now"`
-	MaxRows int32      `json:"max_rows"`
-}
-
-type PredictionListDueRow struct {
-	ID              string          `json:"id"`
-	SlotAt          time.Time       `json:"slot_at"`
-	ModelID         string          `json:"model_id"`
-	InputID         string          `json:"input_id"`
-	ScopeKey        string          `json:"scope_key"`
-	Scope           json.RawMessage `json:"scope"`
-	InferenceOutput json.RawMessage `json:"inference_output"`
-	PerformedAt     time.Time       `json:"performed_at"`
-	ResolvableAt    time.Time       `json:"resolvable_at"`
-}
-
-// PredictionListDue takes a batch of PENDING predictions whose horizon has passed and
-// locks them, skipping rows another score process holds, so several score processes
-// share the work without scoring anything twice.
-func (q *Queries) PredictionListDue(ctx context.Context, db DBTX, arg *PredictionListDueParams) ([]*PredictionListDueRow, error) {
-	rows, err := db.Query(ctx, predictionListDue, arg.Now, arg.MaxRows)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var items []*PredictionListDueRow
-	for rows.Next() {
-		var i PredictionListDueRow
-		if err := rows.Scan(
-			&i.ID,
-			&i.SlotAt,
-			&i.ModelID,
-			&i.InputID,
-			&i.ScopeKey,
-			&i.Scope,
-			&i.InferenceOutput,
-			&i.PerformedAt,
-			&i.ResolvableAt,
-		); err != nil {
-			return nil, err
-		}
-		items = append(items, &i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
 const predictionListForReport = `-- name: PredictionListForReport :many
 SELECT p.model_id, p.prediction_config_id, p.scope_key, p.scope, p.status, p.failed_reason,
        p.performed_at, p.resolvable_at, p.inference_output,
@@ -300,6 +239,73 @@ func (q *Queries) PredictionListForReport(ctx context.Context, db DBTX, arg *Pre
 	return items, nil
 }
 
+const predictionListPendingByTicks = `-- name: PredictionListPendingByTicks :many
+SELECT p.id, p.slot_at, p.prediction_config_id, p.model_id, p.scope_key, p.performed_at,
+       p.inference_output
+FROM predictions p
+JOIN (
+    SELECT unnest($1::bigint[]) AS config_id,
+           unnest($2::timestamptz[]) AS slot_at
+) t ON p.prediction_config_id = t.config_id AND p.slot_at = t.slot_at
+WHERE p.status = 'PENDING'
+  -- The bounds let the planner skip the other daily partitions.
+  AND p.slot_at >= $3::timestamptz
+  AND p.slot_at <= $4::timestamptz
+`
+
+type PredictionListPendingByTicksParams struct {
+	ConfigIDs []int64     `json:"config_ids"`
+	Slots     []time.Time `json:"slots"`
+	MinSlot   time.Time   `json:"min_slot"`
+	MaxSlot   time.Time   `json:"max_slot"`
+}
+
+type PredictionListPendingByTicksRow struct {
+	ID                 string          `json:"id"`
+	SlotAt             time.Time       `json:"slot_at"`
+	PredictionConfigID int64           `json:"prediction_config_id"`
+	ModelID            string          `json:"model_id"`
+	ScopeKey           string          `json:"scope_key"`
+	PerformedAt        time.Time       `json:"performed_at"`
+	InferenceOutput    json.RawMessage `json:"inference_output"`
+}
+
+// PredictionListPendingByTicks returns the PENDING predictions of the ticks a score
+// process has claimed (their score_queue rows are locked by it, so no other process reads
+// them for scoring), through the (config, slot, model) unique index.
+func (q *Queries) PredictionListPendingByTicks(ctx context.Context, db DBTX, arg *PredictionListPendingByTicksParams) ([]*PredictionListPendingByTicksRow, error) {
+	rows, err := db.Query(ctx, predictionListPendingByTicks,
+		arg.ConfigIDs,
+		arg.Slots,
+		arg.MinSlot,
+		arg.MaxSlot,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []*PredictionListPendingByTicksRow
+	for rows.Next() {
+		var i PredictionListPendingByTicksRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.SlotAt,
+			&i.PredictionConfigID,
+			&i.ModelID,
+			&i.ScopeKey,
+			&i.PerformedAt,
+			&i.InferenceOutput,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, &i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const predictionMarkMany = `-- name: PredictionMarkMany :execrows
 UPDATE predictions p SET
     status = u.status,
@@ -320,12 +326,48 @@ type PredictionMarkManyParams struct {
 	Reasons  []string    `json:"reasons"`
 }
 
+// PredictionMarkMany sets the outcome of scoring. No index mentions status, and
+// prediction partitions leave room on each page, so this is a heap-only update.
 func (q *Queries) PredictionMarkMany(ctx context.Context, db DBTX, arg *PredictionMarkManyParams) (int64, error) {
 	result, err := db.Exec(ctx, predictionMarkMany,
 		arg.IDs,
 		arg.Slots,
 		arg.Statuses,
 		arg.Reasons,
+	)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
+const predictionMarkTicksScored = `-- name: PredictionMarkTicksScored :execrows
+UPDATE predictions p SET status = 'SCORED'
+FROM (
+    SELECT unnest($3::bigint[]) AS config_id,
+           unnest($4::timestamptz[]) AS slot_at
+) t
+WHERE p.prediction_config_id = t.config_id AND p.slot_at = t.slot_at
+  AND p.status = 'PENDING'
+  AND p.slot_at >= $1::timestamptz
+  AND p.slot_at <= $2::timestamptz
+`
+
+type PredictionMarkTicksScoredParams struct {
+	MinSlot   time.Time   `json:"min_slot"`
+	MaxSlot   time.Time   `json:"max_slot"`
+	ConfigIDs []int64     `json:"config_ids"`
+	Slots     []time.Time `json:"slots"`
+}
+
+// PredictionMarkTicksScored marks the remaining PENDING predictions of fully scored ticks
+// SCORED, through the (config, slot, model) index: cheaper than matching every id.
+func (q *Queries) PredictionMarkTicksScored(ctx context.Context, db DBTX, arg *PredictionMarkTicksScoredParams) (int64, error) {
+	result, err := db.Exec(ctx, predictionMarkTicksScored,
+		arg.MinSlot,
+		arg.MaxSlot,
+		arg.ConfigIDs,
+		arg.Slots,
 	)
 	if err != nil {
 		return 0, err

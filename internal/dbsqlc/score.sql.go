@@ -76,17 +76,99 @@ func (q *Queries) MetricPointList(ctx context.Context, db DBTX, since time.Time)
 	return items, nil
 }
 
-const scoreDueList = `-- name: ScoreDueList :many
+type ScoreCopyParams struct {
+	Actual       *float64        `json:"actual"`
+	FailedReason *string         `json:"failed_reason"`
+	ModelID      string          `json:"model_id"`
+	PerformedAt  time.Time       `json:"performed_at"`
+	PredictionID string          `json:"prediction_id"`
+	Result       json.RawMessage `json:"result"`
+	ScopeKey     string          `json:"scope_key"`
+	ScoredAt     time.Time       `json:"scored_at"`
+	SlotAt       time.Time       `json:"slot_at"`
+	Success      bool            `json:"success"`
+	Value        *float64        `json:"value"`
+}
+
+const scoreListByBuckets = `-- name: ScoreListByBuckets :many
+SELECT s.model_id, t.bucket::timestamptz AS bucket, s.scope_key, s.result, s.success,
+       coalesce(s.failed_reason, '')::text AS failed_reason,
+       coalesce(s.value, 0)::double precision AS value
+FROM (
+    SELECT DISTINCT unnest($1::text[]) AS model_id,
+                    unnest($2::timestamptz[]) AS bucket
+) t
+JOIN scores s
+  ON s.model_id = t.model_id
+ AND s.performed_at >= t.bucket
+ AND s.performed_at < t.bucket + make_interval(secs => $3::integer)
+ORDER BY s.model_id, t.bucket, s.performed_at, s.prediction_id
+`
+
+type ScoreListByBucketsParams struct {
+	ModelIDs      []string    `json:"model_ids"`
+	Buckets       []time.Time `json:"buckets"`
+	PeriodSeconds int32       `json:"period_seconds"`
+}
+
+type ScoreListByBucketsRow struct {
+	ModelID      string          `json:"model_id"`
+	Bucket       time.Time       `json:"bucket"`
+	ScopeKey     string          `json:"scope_key"`
+	Result       json.RawMessage `json:"result"`
+	Success      bool            `json:"success"`
+	FailedReason string          `json:"failed_reason"`
+	Value        float64         `json:"value"`
+}
+
+// ScoreListByBuckets returns every score of the given (model, bucket) pairs, failed ones
+// included, for an operator's MODEL_SCORE_AGGREGATOR.
+func (q *Queries) ScoreListByBuckets(ctx context.Context, db DBTX, arg *ScoreListByBucketsParams) ([]*ScoreListByBucketsRow, error) {
+	rows, err := db.Query(ctx, scoreListByBuckets, arg.ModelIDs, arg.Buckets, arg.PeriodSeconds)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []*ScoreListByBucketsRow
+	for rows.Next() {
+		var i ScoreListByBucketsRow
+		if err := rows.Scan(
+			&i.ModelID,
+			&i.Bucket,
+			&i.ScopeKey,
+			&i.Result,
+			&i.Success,
+			&i.FailedReason,
+			&i.Value,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, &i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const scoreQueueClaim = `-- name: ScoreQueueClaim :many
+WITH claimed AS (
+    SELECT q.prediction_config_id, q.slot_at, q.input_id, q.scope, q.performed_at,
+           q.resolvable_at, q.attempts, q.not_before
+    FROM score_queue q
+    WHERE q.not_before <= coalesce($1::timestamptz, now())
+    ORDER BY q.not_before, q.prediction_config_id, q.slot_at
+    LIMIT $2::integer
+    FOR UPDATE SKIP LOCKED
+)
 SELECT
-    p.id,
-    p.slot_at,
-    p.model_id,
-    p.input_id,
-    p.scope_key,
-    p.scope,
-    p.inference_output,
-    p.performed_at,
-    p.resolvable_at,
+    c.prediction_config_id,
+    c.slot_at,
+    c.input_id,
+    c.scope,
+    c.performed_at,
+    c.resolvable_at,
+    c.attempts,
     -- The lateral joins find nothing when the window is empty; the flags say so, because
     -- sqlc cannot see that these columns become nullable.
     (f.ts_event IS NOT NULL)::boolean AS has_first,
@@ -95,95 +177,77 @@ SELECT
     (l.ts_event IS NOT NULL)::boolean AS has_last,
     coalesce(l.ts_event, 'epoch')::timestamptz AS last_ts,
     coalesce(l.payload, '{}')::jsonb AS last_payload
-FROM predictions p
+FROM claimed c
 LEFT JOIN LATERAL (
     SELECT r.ts_event, r.payload
     FROM feed_records r
-    WHERE r.source = p.scope ->> 'source'
-      AND r.subject = p.scope ->> 'subject'
-      AND r.kind = p.scope ->> 'kind'
-      AND r.granularity = p.scope ->> 'granularity'
-      AND r.ts_event >= p.performed_at
-      AND r.ts_event <= p.resolvable_at
+    WHERE r.source = c.scope ->> 'source'
+      AND r.subject = c.scope ->> 'subject'
+      AND r.kind = c.scope ->> 'kind'
+      AND r.granularity = c.scope ->> 'granularity'
+      AND r.ts_event >= c.performed_at
+      AND r.ts_event <= c.resolvable_at
     ORDER BY r.ts_event
     LIMIT 1
 ) f ON true
 LEFT JOIN LATERAL (
     SELECT r.ts_event, r.payload
     FROM feed_records r
-    WHERE r.source = p.scope ->> 'source'
-      AND r.subject = p.scope ->> 'subject'
-      AND r.kind = p.scope ->> 'kind'
-      AND r.granularity = p.scope ->> 'granularity'
-      AND r.ts_event >= p.performed_at
-      AND r.ts_event <= p.resolvable_at
+    WHERE r.source = c.scope ->> 'source'
+      AND r.subject = c.scope ->> 'subject'
+      AND r.kind = c.scope ->> 'kind'
+      AND r.granularity = c.scope ->> 'granularity'
+      AND r.ts_event >= c.performed_at
+      AND r.ts_event <= c.resolvable_at
     ORDER BY r.ts_event DESC
     LIMIT 1
 ) l ON true
-WHERE p.status = 'PENDING'
-  AND p.resolvable_at <= coalesce($1::timestamptz, now())
-  -- Keyset pagination within one scoring run: predictions examined but left PENDING
-  -- (their ground truth may still arrive) are not examined again until the next run.
-  AND (p.resolvable_at, p.id) > (coalesce($2::timestamptz, '-infinity'), coalesce($3::text, ''))
-ORDER BY p.resolvable_at, p.id
-LIMIT $4::integer
-FOR UPDATE OF p SKIP LOCKED
+ORDER BY c.not_before, c.prediction_config_id, c.slot_at
 `
 
-type ScoreDueListParams struct {
-	Now     *time.Time `json:"now"`
-	AfterTS *time.Time `json:"after_ts"`
-	AfterID *string    `json:"after_id"`
-	MaxRows int32      `json:"max_rows"`
+type ScoreQueueClaimParams struct {
+	Now      *time.Time `json:"now"`
+	MaxTicks int32      `json:"max_ticks"`
 }
 
-type ScoreDueListRow struct {
-	ID              string          `json:"id"`
-	SlotAt          time.Time       `json:"slot_at"`
-	ModelID         string          `json:"model_id"`
-	InputID         string          `json:"input_id"`
-	ScopeKey        string          `json:"scope_key"`
-	Scope           json.RawMessage `json:"scope"`
-	InferenceOutput json.RawMessage `json:"inference_output"`
-	PerformedAt     time.Time       `json:"performed_at"`
-	ResolvableAt    time.Time       `json:"resolvable_at"`
-	HasFirst        bool            `json:"has_first"`
-	FirstTS         time.Time       `json:"first_ts"`
-	FirstPayload    json.RawMessage `json:"first_payload"`
-	HasLast         bool            `json:"has_last"`
-	LastTS          time.Time       `json:"last_ts"`
-	LastPayload     json.RawMessage `json:"last_payload"`
+type ScoreQueueClaimRow struct {
+	PredictionConfigID int64           `json:"prediction_config_id"`
+	SlotAt             time.Time       `json:"slot_at"`
+	InputID            string          `json:"input_id"`
+	Scope              json.RawMessage `json:"scope"`
+	PerformedAt        time.Time       `json:"performed_at"`
+	ResolvableAt       time.Time       `json:"resolvable_at"`
+	Attempts           int32           `json:"attempts"`
+	HasFirst           bool            `json:"has_first"`
+	FirstTS            time.Time       `json:"first_ts"`
+	FirstPayload       json.RawMessage `json:"first_payload"`
+	HasLast            bool            `json:"has_last"`
+	LastTS             time.Time       `json:"last_ts"`
+	LastPayload        json.RawMessage `json:"last_payload"`
 }
 
-// ScoreDueList takes a batch of PENDING predictions whose horizon has passed, locks them
-// (skipping rows another score process holds, so several processes share the work and
-// none is scored twice) and resolves their ground truth window in the same statement: the
-// first and last feed record of the prediction's scope in [performed_at, resolvable_at],
-// read through the primary key index of the partition that holds them.
-func (q *Queries) ScoreDueList(ctx context.Context, db DBTX, arg *ScoreDueListParams) ([]*ScoreDueListRow, error) {
-	rows, err := db.Query(ctx, scoreDueList,
-		arg.Now,
-		arg.AfterTS,
-		arg.AfterID,
-		arg.MaxRows,
-	)
+// ScoreQueueClaim locks a batch of due ticks, skipping ticks another score process holds
+// (so several processes share the work and none scores a prediction twice), and resolves
+// each tick's ground-truth window in the same statement: the first and last feed record
+// of the tick's scope in [performed_at, resolvable_at], read through the primary key
+// index of the partition that holds them. Every prediction of a tick shares it.
+func (q *Queries) ScoreQueueClaim(ctx context.Context, db DBTX, arg *ScoreQueueClaimParams) ([]*ScoreQueueClaimRow, error) {
+	rows, err := db.Query(ctx, scoreQueueClaim, arg.Now, arg.MaxTicks)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var items []*ScoreDueListRow
+	var items []*ScoreQueueClaimRow
 	for rows.Next() {
-		var i ScoreDueListRow
+		var i ScoreQueueClaimRow
 		if err := rows.Scan(
-			&i.ID,
+			&i.PredictionConfigID,
 			&i.SlotAt,
-			&i.ModelID,
 			&i.InputID,
-			&i.ScopeKey,
 			&i.Scope,
-			&i.InferenceOutput,
 			&i.PerformedAt,
 			&i.ResolvableAt,
+			&i.Attempts,
 			&i.HasFirst,
 			&i.FirstTS,
 			&i.FirstPayload,
@@ -201,84 +265,149 @@ func (q *Queries) ScoreDueList(ctx context.Context, db DBTX, arg *ScoreDueListPa
 	return items, nil
 }
 
-const scoreInsertMany = `-- name: ScoreInsertMany :execrows
-INSERT INTO scores (
-    actual,
-    failed_reason,
-    model_id,
-    performed_at,
-    prediction_id,
-    result,
-    scope_key,
-    scored_at,
-    slot_at,
-    success,
-    value
-)
-SELECT
-    CASE WHEN u.has_actual THEN u.actual END,
-    nullif(u.reason, ''),
-    u.model_id,
-    u.performed_at,
-    u.prediction_id,
-    u.result,
-    u.scope_key,
-    coalesce($1::timestamptz, now()),
-    u.slot_at,
-    u.success,
-    CASE WHEN u.success THEN u.value END
+const scoreQueueDefer = `-- name: ScoreQueueDefer :exec
+UPDATE score_queue q SET
+    attempts = q.attempts + 1,
+    not_before = $1::timestamptz
 FROM (
-    SELECT
-        unnest($2::text[]) AS prediction_id,
-        unnest($3::timestamptz[]) AS slot_at,
-        unnest($4::text[]) AS model_id,
-        unnest($5::text[]) AS scope_key,
-        unnest($6::timestamptz[]) AS performed_at,
-        unnest($7::jsonb[]) AS result,
-        unnest($8::boolean[]) AS success,
-        unnest($9::double precision[]) AS value,
-        unnest($10::text[]) AS reason,
-        unnest($11::double precision[]) AS actual,
-        unnest($12::boolean[]) AS has_actual
-) u
+    SELECT unnest($2::bigint[]) AS config_id,
+           unnest($3::timestamptz[]) AS slot_at
+) t
+WHERE q.prediction_config_id = t.config_id AND q.slot_at = t.slot_at
+`
+
+type ScoreQueueDeferParams struct {
+	NotBefore time.Time   `json:"not_before"`
+	ConfigIDs []int64     `json:"config_ids"`
+	Slots     []time.Time `json:"slots"`
+}
+
+// ScoreQueueDefer puts back ticks whose ground truth is not there yet, to be tried again
+// at not_before.
+func (q *Queries) ScoreQueueDefer(ctx context.Context, db DBTX, arg *ScoreQueueDeferParams) error {
+	_, err := db.Exec(ctx, scoreQueueDefer, arg.NotBefore, arg.ConfigIDs, arg.Slots)
+	return err
+}
+
+const scoreQueueDelete = `-- name: ScoreQueueDelete :exec
+DELETE FROM score_queue q
+USING (
+    SELECT unnest($1::bigint[]) AS config_id,
+           unnest($2::timestamptz[]) AS slot_at
+) t
+WHERE q.prediction_config_id = t.config_id AND q.slot_at = t.slot_at
+`
+
+type ScoreQueueDeleteParams struct {
+	ConfigIDs []int64     `json:"config_ids"`
+	Slots     []time.Time `json:"slots"`
+}
+
+// ScoreQueueDelete removes ticks whose predictions are all scored or marked.
+func (q *Queries) ScoreQueueDelete(ctx context.Context, db DBTX, arg *ScoreQueueDeleteParams) error {
+	_, err := db.Exec(ctx, scoreQueueDelete, arg.ConfigIDs, arg.Slots)
+	return err
+}
+
+const scoreQueueInsert = `-- name: ScoreQueueInsert :exec
+INSERT INTO score_queue (
+    input_id,
+    not_before,
+    performed_at,
+    prediction_config_id,
+    resolvable_at,
+    scope,
+    slot_at
+) VALUES (
+    $1::text,
+    $2::timestamptz,
+    $3::timestamptz,
+    $4::bigint,
+    $2::timestamptz,
+    $5::jsonb,
+    $6::timestamptz
+)
 ON CONFLICT DO NOTHING
 `
 
-type ScoreInsertManyParams struct {
-	Now           *time.Time        `json:"now"`
-	PredictionIDs []string          `json:"prediction_ids"`
-	Slots         []time.Time       `json:"slots"`
-	ModelIDs      []string          `json:"model_ids"`
-	ScopeKeys     []string          `json:"scope_keys"`
-	PerformedAts  []time.Time       `json:"performed_ats"`
-	Results       []json.RawMessage `json:"results"`
-	Successes     []bool            `json:"successes"`
-	ScoreValues   []float64         `json:"score_values"`
-	Reasons       []string          `json:"reasons"`
-	Actuals       []float64         `json:"actuals"`
-	HasActuals    []bool            `json:"has_actuals"`
+type ScoreQueueInsertParams struct {
+	InputID            string          `json:"input_id"`
+	ResolvableAt       time.Time       `json:"resolvable_at"`
+	PerformedAt        time.Time       `json:"performed_at"`
+	PredictionConfigID int64           `json:"prediction_config_id"`
+	Scope              json.RawMessage `json:"scope"`
+	SlotAt             time.Time       `json:"slot_at"`
 }
 
-// ScoreInsertMany writes a batch of scores; the primary key makes a rerun a no-op.
-func (q *Queries) ScoreInsertMany(ctx context.Context, db DBTX, arg *ScoreInsertManyParams) (int64, error) {
-	result, err := db.Exec(ctx, scoreInsertMany,
-		arg.Now,
-		arg.PredictionIDs,
-		arg.Slots,
-		arg.ModelIDs,
-		arg.ScopeKeys,
-		arg.PerformedAts,
-		arg.Results,
-		arg.Successes,
-		arg.ScoreValues,
-		arg.Reasons,
-		arg.Actuals,
-		arg.HasActuals,
+// ScoreQueueInsert records a tick's predictions as waiting to be scored; the predict
+// job writes it in the tick's transaction.
+func (q *Queries) ScoreQueueInsert(ctx context.Context, db DBTX, arg *ScoreQueueInsertParams) error {
+	_, err := db.Exec(ctx, scoreQueueInsert,
+		arg.InputID,
+		arg.ResolvableAt,
+		arg.PerformedAt,
+		arg.PredictionConfigID,
+		arg.Scope,
+		arg.SlotAt,
 	)
+	return err
+}
+
+const snapshotDirtyMark = `-- name: SnapshotDirtyMark :exec
+INSERT INTO snapshot_dirty (model_id, bucket)
+SELECT unnest($1::text[]), unnest($2::timestamptz[])
+`
+
+type SnapshotDirtyMarkParams struct {
+	ModelIDs []string    `json:"model_ids"`
+	Buckets  []time.Time `json:"buckets"`
+}
+
+// SnapshotDirtyMark records the (model, bucket) pairs whose snapshots a batch of scores
+// changed, in the batch's transaction; the run recomputes them once at its end.
+func (q *Queries) SnapshotDirtyMark(ctx context.Context, db DBTX, arg *SnapshotDirtyMarkParams) error {
+	_, err := db.Exec(ctx, snapshotDirtyMark, arg.ModelIDs, arg.Buckets)
+	return err
+}
+
+const snapshotDirtyTake = `-- name: SnapshotDirtyTake :many
+WITH taken AS (
+    DELETE FROM snapshot_dirty d
+    WHERE d.ctid IN (
+        SELECT ctid FROM snapshot_dirty
+        LIMIT $1::integer
+        FOR UPDATE SKIP LOCKED
+    )
+    RETURNING d.model_id, d.bucket
+)
+SELECT DISTINCT model_id, bucket FROM taken
+`
+
+type SnapshotDirtyTakeRow struct {
+	ModelID string    `json:"model_id"`
+	Bucket  time.Time `json:"bucket"`
+}
+
+// SnapshotDirtyTake removes and returns up to max_rows marks, deduplicated, skipping
+// marks another score process is taking at the same moment.
+func (q *Queries) SnapshotDirtyTake(ctx context.Context, db DBTX, maxRows int32) ([]*SnapshotDirtyTakeRow, error) {
+	rows, err := db.Query(ctx, snapshotDirtyTake, maxRows)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	return result.RowsAffected(), nil
+	defer rows.Close()
+	var items []*SnapshotDirtyTakeRow
+	for rows.Next() {
+		var i SnapshotDirtyTakeRow
+		if err := rows.Scan(&i.ModelID, &i.Bucket); err != nil {
+			return nil, err
+		}
+		items = append(items, &i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const snapshotListByIDs = `-- name: SnapshotListByIDs :many
@@ -461,16 +590,115 @@ func (q *Queries) SnapshotRecompute(ctx context.Context, db DBTX, arg *SnapshotR
 	return items, nil
 }
 
-const snapshotSetContentHash = `-- name: SnapshotSetContentHash :exec
-UPDATE snapshots SET content_hash = $1::text WHERE id = $2::text
+const snapshotSetContentHashes = `-- name: SnapshotSetContentHashes :exec
+UPDATE snapshots s SET content_hash = u.content_hash
+FROM (
+    SELECT unnest($1::text[]) AS id, unnest($2::text[]) AS content_hash
+) u
+WHERE s.id = u.id
 `
 
-type SnapshotSetContentHashParams struct {
-	ContentHash string `json:"content_hash"`
-	ID          string `json:"id"`
+type SnapshotSetContentHashesParams struct {
+	IDs           []string `json:"ids"`
+	ContentHashes []string `json:"content_hashes"`
 }
 
-func (q *Queries) SnapshotSetContentHash(ctx context.Context, db DBTX, arg *SnapshotSetContentHashParams) error {
-	_, err := db.Exec(ctx, snapshotSetContentHash, arg.ContentHash, arg.ID)
+// SnapshotSetContentHashes stores the content hashes of the snapshots a cycle wrote.
+func (q *Queries) SnapshotSetContentHashes(ctx context.Context, db DBTX, arg *SnapshotSetContentHashesParams) error {
+	_, err := db.Exec(ctx, snapshotSetContentHashes, arg.IDs, arg.ContentHashes)
 	return err
+}
+
+const snapshotUpsertMany = `-- name: SnapshotUpsertMany :many
+INSERT INTO snapshots (
+    id,
+    model_id,
+    period_end,
+    period_start,
+    prediction_count,
+    result_summary,
+    scope_key,
+    updated_at,
+    value
+)
+SELECT
+    'SNAP_' || u.model_id || CASE WHEN u.scope_key = '' THEN '' ELSE '_' || u.scope_key END
+        || '_' || to_char(u.bucket AT TIME ZONE 'UTC', 'YYYYMMDD"T"HH24MISS'),
+    u.model_id,
+    u.bucket + make_interval(secs => $1::integer),
+    u.bucket,
+    u.prediction_count,
+    u.summary,
+    u.scope_key,
+    coalesce($2::timestamptz, now()),
+    CASE WHEN jsonb_typeof(u.summary -> $3::text) = 'number'
+         THEN (u.summary ->> $3::text)::double precision END
+FROM (
+    SELECT unnest($4::text[]) AS model_id,
+           unnest($5::text[]) AS scope_key,
+           unnest($6::timestamptz[]) AS bucket,
+           unnest($7::integer[]) AS prediction_count,
+           unnest($8::jsonb[]) AS summary
+) u
+ON CONFLICT (model_id, scope_key, period_start) DO UPDATE SET
+    prediction_count = EXCLUDED.prediction_count,
+    result_summary = EXCLUDED.result_summary,
+    updated_at = EXCLUDED.updated_at,
+    value = EXCLUDED.value
+RETURNING id, model_id, scope_key, period_start, period_end, prediction_count, result_summary, meta, content_hash, created_at, updated_at, value
+`
+
+type SnapshotUpsertManyParams struct {
+	PeriodSeconds    int32             `json:"period_seconds"`
+	Now              *time.Time        `json:"now"`
+	ValueField       string            `json:"value_field"`
+	ModelIDs         []string          `json:"model_ids"`
+	ScopeKeys        []string          `json:"scope_keys"`
+	Buckets          []time.Time       `json:"buckets"`
+	PredictionCounts []int32           `json:"prediction_counts"`
+	Summaries        []json.RawMessage `json:"summaries"`
+}
+
+// SnapshotUpsertMany writes snapshots summarised by an operator's MODEL_SCORE_AGGREGATOR,
+// with the ids and value column SnapshotRecompute gives its own.
+func (q *Queries) SnapshotUpsertMany(ctx context.Context, db DBTX, arg *SnapshotUpsertManyParams) ([]*Snapshot, error) {
+	rows, err := db.Query(ctx, snapshotUpsertMany,
+		arg.PeriodSeconds,
+		arg.Now,
+		arg.ValueField,
+		arg.ModelIDs,
+		arg.ScopeKeys,
+		arg.Buckets,
+		arg.PredictionCounts,
+		arg.Summaries,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []*Snapshot
+	for rows.Next() {
+		var i Snapshot
+		if err := rows.Scan(
+			&i.ID,
+			&i.ModelID,
+			&i.ScopeKey,
+			&i.PeriodStart,
+			&i.PeriodEnd,
+			&i.PredictionCount,
+			&i.ResultSummary,
+			&i.Meta,
+			&i.ContentHash,
+			&i.CreatedAt,
+			&i.UpdatedAt,
+			&i.Value,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, &i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }

@@ -174,5 +174,39 @@ func Prediction(ctx context.Context, t testing.TB, db dbsqlc.DBTX, opts *Predict
 		Statuses:           []string{or(opts.Status, "PENDING")},
 	})
 	require.NoError(t, err)
+	require.NoError(t, dbsqlc.New().ScoreQueueInsert(ctx, db, &dbsqlc.ScoreQueueInsertParams{
+		InputID: inputID, PerformedAt: performed, PredictionConfigID: opts.ScheduleID,
+		ResolvableAt: performed.Add(horizon), Scope: mustJSON(t, scope), SlotAt: slot,
+	}))
 	return id, slot
+}
+
+// ScoreOpts configures Score.
+type ScoreOpts struct {
+	ModelID      string
+	PerformedAt  time.Time
+	PredictionID string
+	// Reason makes the score a failed one.
+	Reason   string
+	Result   map[string]float64
+	ScopeKey string
+	Slot     time.Time
+}
+
+// Score writes a score for a prediction as the score worker does (without marking the
+// prediction or recomputing snapshots).
+func Score(ctx context.Context, t testing.TB, db dbsqlc.DBTX, opts *ScoreOpts) {
+	t.Helper()
+	score := &dbsqlc.ScoreCopyParams{
+		ModelID: opts.ModelID, PerformedAt: opts.PerformedAt, PredictionID: opts.PredictionID,
+		Result: mustJSON(t, opts.Result), ScopeKey: opts.ScopeKey, ScoredAt: time.Now().UTC(),
+		SlotAt: opts.Slot, Success: opts.Reason == "",
+	}
+	if opts.Reason == "" {
+		score.Value = Ptr(opts.Result["value"])
+	} else {
+		score.FailedReason = &opts.Reason
+	}
+	_, err := dbsqlc.New().ScoreCopy(ctx, db, []*dbsqlc.ScoreCopyParams{score})
+	require.NoError(t, err)
 }
