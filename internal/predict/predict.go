@@ -1,7 +1,8 @@
 // Package predict holds the pure logic of a predict tick: building a scope and the typed
-// call arguments from a schedule, validating model outputs, and turning each model's
-// answer into a prediction status with its reason. It touches no database; the predict
-// job glues it to the model runner and the queries.
+// call arguments from a schedule, building the model input and validating model outputs
+// (the INFERENCE_INPUT_BUILDER and INFERENCE_OUTPUT_VALIDATOR callables, built in or
+// Starlark), and turning each model's answer into a prediction status with its reason.
+// It touches no database; the predict job glues it to the model runner and the queries.
 package predict
 
 import (
