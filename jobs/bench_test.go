@@ -188,10 +188,20 @@ func BenchmarkLeaderboardRefresh(b *testing.B) {
 
 // BenchmarkScore measures the score path end to end on 100,000 due predictions (100 models
 // × 1,000 ticks): due ticks claimed with their ground truth found in SQL, the built-in pnl
-// scorer, scores and statuses written in batches of about ScoreBatchSize by scoreLoops
+// scorer (or the same in Starlark), scores and statuses written in batches of about ScoreBatchSize by scoreLoops
 // loops, then the snapshots recomputed, window metrics merged and the Merkle cycle
 // committed.
 func BenchmarkScore(b *testing.B) {
+	for _, scorer := range []string{"pnl", "../internal/scoring/testdata/pnl.star:score"} {
+		name := scorer
+		if strings.Contains(name, ".star") {
+			name = "starlark"
+		}
+		b.Run("scorer="+name, func(b *testing.B) { benchmarkScore(b, scorer) })
+	}
+}
+
+func benchmarkScore(b *testing.B, scorerRef string) {
 	ctx := context.Background()
 	pool := dbtest.NewPool(b)
 	cfg, err := config.Load(func(string) string { return "" }, config.Options{Dir: b.TempDir()})
@@ -201,7 +211,7 @@ func BenchmarkScore(b *testing.B) {
 	if err := SyncConfig(ctx, pool, cfg, dbtest.Logger(b)); err != nil {
 		b.Fatal(err)
 	}
-	scorer, err := scoring.NewRegistry().Scorer("pnl", scriptOptions())
+	scorer, err := scoring.NewRegistry().Scorer(scorerRef, scriptOptions())
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -29,8 +29,15 @@ type testBundle struct {
 // decides what runs.
 func setupRiver(t testing.TB, cfg *config.Config, mutate func(*Deps)) *testBundle {
 	t.Helper()
-	ctx := context.Background()
 	pool := dbtest.NewPool(t)
+	return setupRiverPools(t, pool, pool, cfg, mutate)
+}
+
+// setupRiverPools is setupRiver on pools the test made: the application's (Deps.Pool) and
+// River's own, as a node has them.
+func setupRiverPools(t testing.TB, pool, riverPool *pgxpool.Pool, cfg *config.Config, mutate func(*Deps)) *testBundle {
+	t.Helper()
+	ctx := context.Background()
 	if cfg == nil {
 		var err error
 		cfg, err = config.Load(func(string) string { return "" }, config.Options{Dir: t.TempDir()})
@@ -45,7 +52,7 @@ func setupRiver(t testing.TB, cfg *config.Config, mutate func(*Deps)) *testBundl
 	riverConfig.PeriodicJobs = nil
 	riverConfig.FetchCooldown = 5 * time.Millisecond
 	riverConfig.FetchPollInterval = 50 * time.Millisecond
-	client, err := river.NewClient(riverpgxv5.New(pool), riverConfig)
+	client, err := river.NewClient(riverpgxv5.New(riverPool), riverConfig)
 	require.NoError(t, err)
 	events, cancel := client.Subscribe(river.EventKindJobCompleted, river.EventKindJobFailed, river.EventKindJobCancelled)
 	t.Cleanup(cancel)

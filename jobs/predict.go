@@ -20,13 +20,14 @@ import (
 )
 
 // Predicting is what the predict worker needs beyond the database: the model runner
-// (kept connected by the predict role's model source), the normalizer and the output
-// validator.
+// (kept connected by the predict role's model source) and the operator callables that
+// build the model input (INFERENCE_INPUT_BUILDER) and judge each answer
+// (INFERENCE_OUTPUT_VALIDATOR).
 type Predicting struct {
-	Normalizer feed.Normalizer
-	Runner     *modelrunner.Runner
-	Symbols    feed.SymbolMap
-	Validator  predict.Validator
+	Input     predict.InputBuilder
+	Runner    *modelrunner.Runner
+	Symbols   feed.SymbolMap
+	Validator predict.Validator
 }
 
 // PredictWorker runs one tick: it builds the input from the newest feed records, sends
@@ -84,7 +85,16 @@ func (w *PredictWorker) Work(ctx context.Context, job *river.Job[PredictArgs]) e
 		_ = json.Unmarshal(r.Payload, &values)
 		window[len(records)-1-i] = feed.Record{Source: r.Source, Subject: r.Subject, Kind: r.Kind, Granularity: r.Granularity, TsEvent: r.TSEvent, Values: values}
 	}
-	input := p.Normalizer.Normalize(subject, window, p.Symbols)
+	tick := &predict.Tick{
+		Scope: scope, ScopeKey: schedule.ScopeKey, Slot: job.Args.SlotAt, Subject: subject, Symbol: p.Symbols.Symbol(subject),
+	}
+	// A builder that fails cannot be worked around (models must not get a made-up
+	// input), so the job fails and River retries it; nothing has been sent yet.
+	input, err := p.Input.Build(ctx, window, tick)
+	if err != nil {
+		return fmt.Errorf("tick %s at %s: %w", schedule.ScopeKey, job.Args.SlotAt.UTC().Format(time.RFC3339), err)
+	}
+	tick.Input = input
 	inputJSON, err := json.Marshal(input)
 	if err != nil {
 		return fmt.Errorf("encoding input: %w", err)
@@ -107,7 +117,7 @@ func (w *PredictWorker) Work(ctx context.Context, job *river.Job[PredictArgs]) e
 	outcomes := make([]predict.Outcome, 0, len(results))
 	answered := map[string]bool{}
 	for _, result := range results {
-		outcomes = append(outcomes, predict.Classify(result, p.Validator))
+		outcomes = append(outcomes, predict.Classify(ctx, result, p.Validator, tick))
 		answered[result.Model.ID] = true
 	}
 	known, err := queries.ModelList(ctx, w.deps.Pool, false)

@@ -183,7 +183,7 @@ func TestEnsembleEndToEnd(t *testing.T) {
 	deps := &jobs.Deps{
 		Config: cfg, Logger: dbtest.Logger(t), Metrics: telemetry.New(), Pool: pool,
 		Now:        func() time.Time { return time.Unix(0, clock.Load()).UTC() },
-		Predicting: &jobs.Predicting{Normalizer: normalizer, Runner: runner, Symbols: feed.SymbolMap{"BTCUSDT": "BTC"}, Validator: validator},
+		Predicting: &jobs.Predicting{Input: predict.NormalizerInput{Normalizer: normalizer}, Runner: runner, Symbols: feed.SymbolMap{"BTCUSDT": "BTC"}, Validator: validator},
 		Scoring: &jobs.Scoring{
 			Scorer: scorer, Resolver: scoring.DefaultResolver{}, Grace: 5 * time.Minute, MaxStalenessFraction: 0.2,
 			Metrics:      metric.NewRegistry(),

@@ -104,11 +104,14 @@ func loadStaticModels(path string) ([]modelrunner.ModelInfo, error) {
 // startPredicting connects the predict role to its models: it runs the source, keeps the
 // runner's connections in step with it, and mirrors every snapshot into the models table.
 func startPredicting(ctx context.Context, cfg *config.Config, dir string, pool *pgxpool.Pool, logger *slog.Logger) (*jobs.Predicting, func(), error) {
-	normalizer, err := feed.NormalizerByName(cfg.Crunch.Feed.Normalizer)
+	// The callables are loaded before anything starts, so a broken reference stops the
+	// process with the variable's name instead of failing every tick.
+	opts := scriptOptions()
+	input, err := predict.NewInputBuilder(resolveRef(cfg.InferenceInputBuilder, dir), cfg.Crunch.Feed.Normalizer, opts)
 	if err != nil {
-		return nil, nil, fmt.Errorf("feed.normalizer: %w", err)
+		return nil, nil, err
 	}
-	validator, err := predict.NewSchemaValidator(cfg.Crunch.OutputSchema)
+	validator, err := predict.NewValidator(resolveRef(cfg.InferenceOutputValidator, dir), cfg.Crunch.OutputSchema, opts)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -147,10 +150,10 @@ func startPredicting(ctx context.Context, cfg *config.Config, dir string, pool *
 		runner.Close()
 	}
 	return &jobs.Predicting{
-		Normalizer: normalizer,
-		Runner:     runner,
-		Symbols:    feed.SymbolMap(cfg.Crunch.Feed.SubjectMapping),
-		Validator:  validator,
+		Input:     input,
+		Runner:    runner,
+		Symbols:   feed.SymbolMap(cfg.Crunch.Feed.SubjectMapping),
+		Validator: validator,
 	}, stop, nil
 }
 

@@ -3,7 +3,11 @@ package cli
 import (
 	"context"
 	"errors"
+	"maps"
 	"net"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -112,6 +116,46 @@ func TestRunRefusesUnmigratedDatabase(t *testing.T) {
 	}, &discard{})
 	require.Error(t, err)
 	require.Contains(t, err.Error(), "Postgres is not reachable")
+}
+
+func TestRunStopsOnBrokenInferenceCallable(t *testing.T) {
+	t.Parallel()
+	url := dbtest.NewURL(t)
+	tests := []struct {
+		name    string
+		env     map[string]string
+		wantErr string
+	}{
+		{
+			name:    "BuilderMissingFile",
+			env:     map[string]string{"INFERENCE_INPUT_BUILDER": "node/missing.star:build"},
+			wantErr: "INFERENCE_INPUT_BUILDER: loading {dir}/node/missing.star:build: open {dir}/node/missing.star: no such file or directory",
+		},
+		{
+			name:    "BuilderUnknownName",
+			env:     map[string]string{"INFERENCE_INPUT_BUILDER": "ohlc"},
+			wantErr: `INFERENCE_INPUT_BUILDER: unknown input builder "ohlc"`,
+		},
+		{
+			name:    "ValidatorSyntaxError",
+			env:     map[string]string{"INFERENCE_OUTPUT_VALIDATOR": "node/broken.star:check"},
+			wantErr: "INFERENCE_OUTPUT_VALIDATOR: loading {dir}/node/broken.star:check: {dir}/node/broken.star:2:1: got end of file",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			require.NoError(t, os.MkdirAll(filepath.Join(dir, "node"), 0o755))
+			require.NoError(t, os.WriteFile(filepath.Join(dir, "node", "broken.star"), []byte("def check(output):\n"), 0o600))
+			env := map[string]string{"DATABASE_URL": url, "MODEL_SOURCE": "static"}
+			maps.Copy(env, tt.env)
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			err := Run(ctx, []string{"run", "--roles", "predict", "--workspace", dir}, func(k string) string { return env[k] }, &discard{})
+			require.ErrorContains(t, err, strings.ReplaceAll(tt.wantErr, "{dir}", dir))
+		})
+	}
 }
 
 func TestUsage(t *testing.T) {

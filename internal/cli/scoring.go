@@ -48,11 +48,17 @@ func resolveRef(ref, dir string) string {
 	return r.String()
 }
 
+// scriptOptions bounds every operator callable this process loads: the package defaults,
+// named here so that all of them share one budget.
+func scriptOptions() script.Options {
+	return script.Options{MaxSteps: script.DefaultMaxSteps, Timeout: script.DefaultTimeout}
+}
+
 // buildScoring loads the scorer and resolver and dry-runs the scorer on the output
 // schema's defaults: a scorer that fails there stops the process with a clear message; one
 // that returns the same score for varied inputs is reported as a probable stub.
 func buildScoring(ctx context.Context, cfg *config.Config, dir string, logger *slog.Logger, warn *warnings) (*jobs.Scoring, error) {
-	opts := script.Options{MaxSteps: script.DefaultMaxSteps, Timeout: script.DefaultTimeout}
+	opts := scriptOptions()
 	scorer, err := scoring.NewRegistry().Scorer(resolveRef(cfg.ScoringFunction, dir), opts)
 	if err != nil {
 		return nil, fmt.Errorf("SCORING_FUNCTION %q: %w", cfg.ScoringFunction, err)

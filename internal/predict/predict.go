@@ -1,10 +1,12 @@
 // Package predict holds the pure logic of a predict tick: building a scope and the typed
-// call arguments from a schedule, validating model outputs, and turning each model's
-// answer into a prediction status with its reason. It touches no database; the predict
-// job glues it to the model runner and the queries.
+// call arguments from a schedule, building the model input and validating model outputs
+// (the INFERENCE_INPUT_BUILDER and INFERENCE_OUTPUT_VALIDATOR callables, built in or
+// Starlark), and turning each model's answer into a prediction status with its reason.
+// It touches no database; the predict job glues it to the model runner and the queries.
 package predict
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -128,11 +130,6 @@ func castArg(typ string, value any, present bool) (any, error) {
 	return nil, fmt.Errorf("cannot use %T %v", value, value)
 }
 
-// Validator checks one model answer. It returns the output to store (always an object).
-type Validator interface {
-	Validate(output map[string]any) error
-}
-
 // SchemaValidator validates outputs against the JSON Schema of crunch_config.yaml's
 // output_schema.
 type SchemaValidator struct {
@@ -166,8 +163,8 @@ func NewSchemaValidator(schema map[string]any) (*SchemaValidator, error) {
 	return &SchemaValidator{schema: compiled}, nil
 }
 
-// Validate checks one output.
-func (v *SchemaValidator) Validate(output map[string]any) error {
+// Check validates one output against the schema.
+func (v *SchemaValidator) Check(output map[string]any) error {
 	if v.schema == nil {
 		return nil
 	}
@@ -223,9 +220,10 @@ type Outcome struct {
 
 // Classify maps a runner result to a prediction: a valid, finite object answer is
 // PENDING; a failed or timed-out call, a non-finite number anywhere, or an answer that
-// fails validation is FAILED with its reason and the raw answer kept. An answer that is
-// not an object is wrapped as {"result": x} first, as the Python engine did.
-func Classify(result modelrunner.Result, validator Validator) Outcome {
+// the validator rejects (or fails on) is FAILED with its reason and the raw answer kept.
+// An answer that is not an object is wrapped as {"result": x} first, as the Python
+// engine did.
+func Classify(ctx context.Context, result modelrunner.Result, validator Validator, tick *Tick) Outcome {
 	out := Outcome{
 		ExecTimeMs: float64(result.ExecTime) / float64(time.Millisecond),
 		ModelID:    result.Model.ID,
@@ -244,7 +242,7 @@ func Classify(result modelrunner.Result, validator Validator) Outcome {
 		return rejected(out, output, fmt.Sprintf("non-finite output: %v", err))
 	}
 	if validator != nil {
-		if err := validator.Validate(output); err != nil {
+		if err := validator.Validate(ctx, output, result.Model.ID, tick); err != nil {
 			return rejected(out, output, "output fails validation: "+err.Error())
 		}
 	}

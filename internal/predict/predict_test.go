@@ -1,6 +1,7 @@
 package predict
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"math"
@@ -95,7 +96,7 @@ func TestClassify(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			got := Classify(tt.result, validator)
+			got := Classify(context.Background(), tt.result, validator, &Tick{})
 			require.Equal(t, tt.wantStatus, got.Status)
 			require.Equal(t, "m1", got.ModelID)
 			require.Contains(t, got.Reason, tt.wantReason)
@@ -109,7 +110,7 @@ func TestClassify(t *testing.T) {
 			}
 		})
 	}
-	require.InDelta(t, 1.5, Classify(success(map[string]any{"value": 1.0}), validator).ExecTimeMs, 1e-9)
+	require.InDelta(t, 1.5, Classify(context.Background(), success(map[string]any{"value": 1.0}), validator, &Tick{}).ExecTimeMs, 1e-9)
 }
 
 func TestPredictionID(t *testing.T) {

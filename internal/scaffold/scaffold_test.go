@@ -183,9 +183,9 @@ func TestGeneratedConfigLoads(t *testing.T) {
 	// The output schema accepts a position and rejects what is not one.
 	validator, err := predict.NewSchemaValidator(crunch.OutputSchema)
 	require.NoError(t, err)
-	require.NoError(t, validator.Validate(map[string]any{"value": -0.25}))
-	require.Error(t, validator.Validate(map[string]any{"value": 2.0}))
-	require.Error(t, validator.Validate(map[string]any{"position": 0.5}))
+	require.NoError(t, validator.Check(map[string]any{"value": -0.25}))
+	require.Error(t, validator.Check(map[string]any{"value": 2.0}))
+	require.Error(t, validator.Check(map[string]any{"position": 0.5}))
 }
 
 // TestLocalEnvListsEverySetting: every variable the node reads is documented, and
