@@ -77,13 +77,16 @@ type ScoreWorker struct {
 // metricsMaxAge is how old cached window metrics may be when merged into a snapshot.
 const metricsMaxAge = 10 * time.Second
 
-// scoreSlice is how long one run keeps taking batches; a longer backlog is worked by the
-// next runs, so a run never outlives River's stuck-job rescue.
+// scoreSlice is how long one run keeps taking batches, at most; a longer backlog is
+// worked by the next runs, so a run never outlives River's stuck-job rescue.
 const scoreSlice = time.Minute
+
+// scoreBatchAllowance is what the timeout adds to the slice for the batch in flight.
+const scoreBatchAllowance = 30 * time.Second
 
 // Timeout bounds a scoring run: the slice plus one batch.
 func (w *ScoreWorker) Timeout(*river.Job[ScoreArgs]) time.Duration {
-	return scoreSlice + 30*time.Second
+	return w.deps.withinRescue(scoreSlice) + w.deps.withinRescue(scoreBatchAllowance)
 }
 
 // Work scores batch after batch.
@@ -93,8 +96,8 @@ func (w *ScoreWorker) Work(ctx context.Context, job *river.Job[ScoreArgs]) error
 	}
 	var cursor *dueCursor
 	total := 0
-	started := time.Now()
-	for time.Since(started) < scoreSlice {
+	started, slice := time.Now(), w.deps.withinRescue(scoreSlice)
+	for time.Since(started) < slice {
 		n, next, err := w.scoreBatch(ctx, cursor)
 		if err != nil {
 			return err
