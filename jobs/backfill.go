@@ -40,9 +40,12 @@ func (BackfillArgs) InsertOpts() river.InsertOpts {
 
 const (
 	backfillMaxAttempts = 10
-	// backfillSlice is how long one run works before it yields (snoozes) so that River's
-	// stuck-job rescue never mistakes a long backfill for a dead one.
+	// backfillSlice is how long one run works before it yields (snoozes), at most: every
+	// run is a fresh attempt, so River's stuck-job rescue never mistakes a backfill of
+	// days for a dead one, and one killed mid-way waits only the rescue window.
 	backfillSlice = 30 * time.Second
+	// backfillPageAllowance is what the timeout adds to the slice for the page in flight.
+	backfillPageAllowance = 30 * time.Second
 )
 
 // BackfillRequest is a backfill to start.
@@ -92,7 +95,7 @@ type BackfillWorker struct {
 
 // Timeout leaves room for the slice plus one slow page.
 func (w *BackfillWorker) Timeout(*river.Job[BackfillArgs]) time.Duration {
-	return backfillSlice + 30*time.Second
+	return w.deps.withinRescue(backfillSlice) + w.deps.withinRescue(backfillPageAllowance)
 }
 
 var errSliceDone = errors.New("backfill slice done")
@@ -120,7 +123,7 @@ func (w *BackfillWorker) Work(ctx context.Context, job *river.Job[BackfillArgs])
 	if row.CursorTS != nil && row.CursorTS.After(cursor) {
 		cursor = *row.CursorTS
 	}
-	started := time.Now()
+	started, slice := time.Now(), w.deps.withinRescue(backfillSlice)
 	if !cursor.After(row.EndTS) {
 		err = feed.FetchAll(ctx, provider, feed.FetchRequest{
 			Subject: scope.Subject, Kind: scope.Kind, Granularity: scope.Granularity, Start: cursor, End: row.EndTS, Limit: feedPageSize,
@@ -137,7 +140,7 @@ func (w *BackfillWorker) Work(ctx context.Context, job *river.Job[BackfillArgs])
 				return err
 			}
 			w.deps.Metrics.FeedRecords.WithLabelValues(scope.Source, scope.Subject).Add(float64(n))
-			if time.Since(started) > backfillSlice {
+			if time.Since(started) > slice {
 				return errSliceDone
 			}
 			return nil

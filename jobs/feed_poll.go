@@ -69,8 +69,13 @@ type FeedPollWorker struct {
 	deps *Deps
 }
 
-// Timeout bounds one poll; a long catch-up continues in the next.
-func (w *FeedPollWorker) Timeout(*river.Job[FeedPollArgs]) time.Duration { return 50 * time.Second }
+// feedPollTimeout bounds one poll, at most; a long catch-up continues in the next.
+const feedPollTimeout = 50 * time.Second
+
+// Timeout bounds one poll: a slice plus its allowance, like the backfill's.
+func (w *FeedPollWorker) Timeout(*river.Job[FeedPollArgs]) time.Duration {
+	return 2 * w.deps.withinRescue(feedPollTimeout/2)
+}
 
 // Work polls the scope.
 func (w *FeedPollWorker) Work(ctx context.Context, job *river.Job[FeedPollArgs]) error {
@@ -108,7 +113,10 @@ func (w *FeedPollWorker) Work(ctx context.Context, job *river.Job[FeedPollArgs])
 		return nil
 	}
 
-	pollCtx, cancel := context.WithTimeout(ctx, 45*time.Second)
+	// Fetching stops a tenth before the job's timeout, so a slow provider's error is
+	// still recorded on the watermark row.
+	timeout := w.Timeout(job)
+	pollCtx, cancel := context.WithTimeout(ctx, timeout-timeout/10)
 	defer cancel()
 	stored := 0
 	err = feed.FetchAll(pollCtx, provider, feed.FetchRequest{

@@ -40,9 +40,10 @@ type PredictWorker struct {
 	deps *Deps
 }
 
-// Timeout covers two model calls at their deadline plus the database work.
+// Timeout covers two model calls at their deadline plus the database work; the
+// configuration keeps it inside the rescue window.
 func (w *PredictWorker) Timeout(*river.Job[PredictArgs]) time.Duration {
-	return 2*w.deps.Config.ModelTimeout() + 10*time.Second
+	return w.deps.Config.PredictJobTimeout()
 }
 
 // Work runs the tick.

@@ -140,15 +140,32 @@ func Queues(roles Roles) map[string]river.QueueConfig {
 	return queues
 }
 
-// ClientConfig builds the River configuration for a process.
+// withinRescue caps a job's work slice (how long it works before it returns or yields),
+// and the allowance its timeout adds for the page or batch in flight, at a quarter of the
+// rescue window each. A timeout is then at most half the window. River never rescues a
+// job before its own timeout has passed; the other half of the window is for a job that
+// was cancelled at its timeout to wind up, and for clock skew between the leader (whose
+// clock the rescuer reads) and the database (which stamped attempted_at), so a job is
+// never started again while an earlier attempt still runs, whatever
+// JOB_RESCUE_AFTER_SECONDS is.
+func (d *Deps) withinRescue(limit time.Duration) time.Duration {
+	return min(limit, d.Config.JobRescueAfter()/4)
+}
+
+// ClientConfig builds the River configuration for a process. RescueStuckJobsAfter is
+// JOB_RESCUE_AFTER_SECONDS: River's rescuer, on the leader, every 30 s, retries a job
+// that has been running longer than that and longer than its own timeout, which is how a
+// job left running by a killed process is done after all. JobTimeout, the timeout of the
+// kinds that set none, is at most half the window for the reason withinRescue gives.
 func ClientConfig(deps *Deps, roles Roles) *river.Config {
 	workers := river.NewWorkers()
 	Register(workers, deps)
+	rescueAfter := deps.Config.JobRescueAfter()
 	config := &river.Config{
 		Logger:               deps.Logger.With(slog.String("component", "river")),
 		SkipUnknownJobCheck:  true,
-		JobTimeout:           5 * time.Minute,
-		RescueStuckJobsAfter: 10 * time.Minute,
+		JobTimeout:           min(5*time.Minute, rescueAfter/2),
+		RescueStuckJobsAfter: rescueAfter,
 	}
 	if roles.Works() {
 		config.Queues = Queues(roles)

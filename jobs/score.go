@@ -85,13 +85,16 @@ type ScoreWorker struct {
 // metricsMaxAge is how old cached window metrics may be when merged into a snapshot.
 const metricsMaxAge = 10 * time.Second
 
-// scoreSlice is how long one run keeps taking batches; a longer backlog is worked by the
-// next runs, so a run never outlives River's stuck-job rescue.
+// scoreSlice is how long one run keeps taking batches, at most; a longer backlog is
+// worked by the next runs, so a run never outlives River's stuck-job rescue.
 const scoreSlice = time.Minute
+
+// scoreBatchAllowance is what the timeout adds to the slice for the batch in flight.
+const scoreBatchAllowance = 30 * time.Second
 
 // Timeout bounds a scoring run: the slice plus one batch.
 func (w *ScoreWorker) Timeout(*river.Job[ScoreArgs]) time.Duration {
-	return scoreSlice + 30*time.Second
+	return w.deps.withinRescue(scoreSlice) + w.deps.withinRescue(scoreBatchAllowance)
 }
 
 // Work scores due ticks in rounds of at most snapshotEvery, recomputing the snapshots the
@@ -102,9 +105,9 @@ func (w *ScoreWorker) Work(ctx context.Context, job *river.Job[ScoreArgs]) error
 		return errors.New("scoring is not configured in this process")
 	}
 	total := 0
-	started := time.Now()
+	started, slice := time.Now(), w.deps.withinRescue(scoreSlice)
 	for {
-		n, more, err := w.scoreRound(ctx, min(snapshotEvery, scoreSlice-time.Since(started)))
+		n, more, err := w.scoreRound(ctx, min(snapshotEvery, slice-time.Since(started)))
 		total += n
 		if err != nil {
 			return err
@@ -112,7 +115,7 @@ func (w *ScoreWorker) Work(ctx context.Context, job *river.Job[ScoreArgs]) error
 		if err := w.recomputeSnapshots(ctx); err != nil {
 			return err
 		}
-		if !more || time.Since(started) >= scoreSlice {
+		if !more || time.Since(started) >= slice {
 			break
 		}
 	}

@@ -101,6 +101,15 @@ type Config struct {
 	ScoreIntervalSeconds  int `env:"SCORE_INTERVAL_SECONDS"`
 	SnapshotPeriodSeconds int `env:"SNAPSHOT_PERIOD_SECONDS"`
 
+	// JobRescueAfterSeconds is how long a job may stay running before River's rescuer
+	// takes it for abandoned and retries it: how long a job left running by a killed
+	// process (kill -9, OOM, power loss) waits before another process picks it up. Every
+	// job's timeout and work slice is derived to end well inside it (jobs.ClientConfig),
+	// so a cancelled job has time to wind up before it could be started again. The
+	// predict job's timeout is the one not derived from it, so the window must exceed
+	// that: see PredictJobTimeout.
+	JobRescueAfterSeconds int `env:"JOB_RESCUE_AFTER_SECONDS" envDefault:"600"`
+
 	// ShutdownGraceSeconds bounds how long running jobs may finish after SIGTERM.
 	ShutdownGraceSeconds int `env:"SHUTDOWN_GRACE_SECONDS" envDefault:"8"`
 
@@ -421,6 +430,11 @@ func (c *Config) Validate() error {
 	if c.ShutdownGraceSeconds < 0 {
 		fail("SHUTDOWN_GRACE_SECONDS", "must not be negative, got %d", c.ShutdownGraceSeconds)
 	}
+	if c.ModelRunnerTimeoutSeconds > 0 && c.JobRescueAfter() <= c.PredictJobTimeout() {
+		fail("JOB_RESCUE_AFTER_SECONDS", "must exceed the predict job's timeout, 2×MODEL_RUNNER_TIMEOUT_SECONDS+10 = %gs, "+
+			"so that a predict job that timed out has finished before it is retried; got %d",
+			c.PredictJobTimeout().Seconds(), c.JobRescueAfterSeconds)
+	}
 	return errors.Join(errs...)
 }
 
@@ -437,6 +451,19 @@ func (c *Config) FeedPollInterval() time.Duration {
 // ModelTimeout is MODEL_RUNNER_TIMEOUT_SECONDS as a duration.
 func (c *Config) ModelTimeout() time.Duration {
 	return time.Duration(c.ModelRunnerTimeoutSeconds * float64(time.Second))
+}
+
+// PredictJobTimeout bounds one predict job: two model calls (feed_update, then the
+// method) at their deadline plus the database work. It is the only job timeout set by
+// another setting rather than derived from the rescue window, which is why
+// JOB_RESCUE_AFTER_SECONDS must exceed it.
+func (c *Config) PredictJobTimeout() time.Duration {
+	return 2*c.ModelTimeout() + 10*time.Second
+}
+
+// JobRescueAfter is JOB_RESCUE_AFTER_SECONDS as a duration.
+func (c *Config) JobRescueAfter() time.Duration {
+	return time.Duration(c.JobRescueAfterSeconds) * time.Second
 }
 
 // Print writes the effective configuration as indented JSON with secrets redacted, for

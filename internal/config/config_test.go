@@ -44,6 +44,7 @@ func TestLoad(t *testing.T) {
 		require.Equal(t, "pnl", cfg.ScoringFunction)
 		require.Equal(t, []string{"score_recent", "score_steady", "score_anchor"}, cfg.Crunch.Aggregation.Windows.Names())
 		require.Equal(t, 60*time.Second, cfg.Crunch.ScheduledPredictions[0].ResolveHorizon.D())
+		require.Equal(t, 10*time.Minute, cfg.JobRescueAfter())
 	})
 
 	t.Run("EnvironmentWinsOverLocalEnvFile", func(t *testing.T) {
@@ -152,6 +153,41 @@ func TestLoadErrors(t *testing.T) {
 			for _, want := range tt.want {
 				require.Contains(t, err.Error(), want)
 			}
+		})
+	}
+}
+
+// TestJobRescueAfter: the rescue window must exceed the predict job's timeout,
+// 2×MODEL_RUNNER_TIMEOUT_SECONDS+10 s, the one job timeout not derived from it.
+func TestJobRescueAfter(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name         string
+		modelTimeout string
+		rescue       string
+		wantErr      string
+	}{
+		{name: "DefaultsFit"},
+		{name: "EqualToPredictTimeout", rescue: "130", wantErr: "environment: JOB_RESCUE_AFTER_SECONDS: must exceed the predict job's timeout, 2×MODEL_RUNNER_TIMEOUT_SECONDS+10 = 130s"},
+		{name: "JustAbovePredictTimeout", rescue: "131"},
+		{name: "ShortWindowWithDefaultModels", rescue: "60", wantErr: "got 60"},
+		{name: "ShortWindowWithFastModels", modelTimeout: "0.5", rescue: "12"},
+		{name: "SlowModelsNeedLongerWindow", modelTimeout: "300", wantErr: "= 610s"},
+		{name: "Zero", rescue: "0", wantErr: "JOB_RESCUE_AFTER_SECONDS"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			cfg, err := config.Load(envOf(map[string]string{
+				"JOB_RESCUE_AFTER_SECONDS":     tt.rescue,
+				"MODEL_RUNNER_TIMEOUT_SECONDS": tt.modelTimeout,
+			}), config.Options{Dir: t.TempDir()})
+			if tt.wantErr != "" {
+				require.ErrorContains(t, err, tt.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			require.Greater(t, cfg.JobRescueAfter(), cfg.PredictJobTimeout())
 		})
 	}
 }

@@ -107,7 +107,14 @@ func NewURL(t testing.TB) string {
 // when the test ends.
 func NewPool(t testing.TB) *pgxpool.Pool {
 	t.Helper()
-	pool, err := pgxpool.New(context.Background(), NewURL(t))
+	return Connect(t, NewURL(t))
+}
+
+// Connect returns a pool on a database from NewURL, closed when the test ends: for tests
+// that give the URL to a process they start and look at the database themselves.
+func Connect(t testing.TB, url string) *pgxpool.Pool {
+	t.Helper()
+	pool, err := pgxpool.New(context.Background(), url)
 	if err != nil {
 		t.Fatalf("connecting to the test database: %v", err)
 	}

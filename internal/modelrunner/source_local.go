@@ -384,6 +384,7 @@ func (r *localRun) start(spec LocalModel) {
 	}
 	cmd.Stdout = &lineLogger{logger: logger, stream: "stdout"}
 	cmd.Stderr = &lineLogger{logger: logger, stream: "stderr"}
+	dieWithNode(cmd)
 	if err := cmd.Start(); err != nil {
 		fail(fmt.Errorf("starting %s: %w", cmd.Path, err))
 		return
