@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math"
 	"net/url"
 	"os"
 	"reflect"
@@ -108,7 +109,10 @@ type Config struct {
 	// so a cancelled job has time to wind up before it could be started again. The
 	// predict job's timeout is the one not derived from it, so the window must exceed
 	// that: see PredictJobTimeout.
-	JobRescueAfterSeconds int `env:"JOB_RESCUE_AFTER_SECONDS" envDefault:"600"`
+	// Unset, it is the predict job's timeout plus a minute (190 s with the default model
+	// timeout): short, because a job kind that is unique while running (a feed's poll,
+	// the score run) cannot run again until its killed copy is rescued.
+	JobRescueAfterSeconds int `env:"JOB_RESCUE_AFTER_SECONDS"`
 
 	// ShutdownGraceSeconds bounds how long running jobs may finish after SIGTERM.
 	ShutdownGraceSeconds int `env:"SHUTDOWN_GRACE_SECONDS" envDefault:"8"`
@@ -278,6 +282,9 @@ func (c *Config) resolveFeed() {
 	c.FeedRecordTTLDays = cmp.Or(c.FeedRecordTTLDays, 90)
 	c.FeedRetentionCheckSeconds = cmp.Or(c.FeedRetentionCheckSeconds, 3600)
 	c.ScoreIntervalSeconds = cmp.Or(c.ScoreIntervalSeconds, min(60, c.CheckpointIntervalSeconds))
+	if c.ModelRunnerTimeoutSeconds > 0 {
+		c.JobRescueAfterSeconds = cmp.Or(c.JobRescueAfterSeconds, int(math.Ceil((c.PredictJobTimeout() + time.Minute).Seconds())))
+	}
 	c.SnapshotPeriodSeconds = cmp.Or(c.SnapshotPeriodSeconds, c.Crunch.Aggregation.SnapshotPeriod.Seconds())
 	c.ScoringFunction = cmp.Or(c.ScoringFunction, c.Crunch.Scoring.Function)
 	cl := c.Crunch.Callables

@@ -44,7 +44,7 @@ func TestLoad(t *testing.T) {
 		require.Equal(t, "pnl", cfg.ScoringFunction)
 		require.Equal(t, []string{"score_recent", "score_steady", "score_anchor"}, cfg.Crunch.Aggregation.Windows.Names())
 		require.Equal(t, 60*time.Second, cfg.Crunch.ScheduledPredictions[0].ResolveHorizon.D())
-		require.Equal(t, 10*time.Minute, cfg.JobRescueAfter())
+		require.Equal(t, 190*time.Second, cfg.JobRescueAfter(), "the predict timeout plus a minute")
 	})
 
 	t.Run("EnvironmentWinsOverLocalEnvFile", func(t *testing.T) {
@@ -166,14 +166,16 @@ func TestJobRescueAfter(t *testing.T) {
 		modelTimeout string
 		rescue       string
 		wantErr      string
+		wantDefault  int
 	}{
 		{name: "DefaultsFit"},
 		{name: "EqualToPredictTimeout", rescue: "130", wantErr: "environment: JOB_RESCUE_AFTER_SECONDS: must exceed the predict job's timeout, 2×MODEL_RUNNER_TIMEOUT_SECONDS+10 = 130s"},
 		{name: "JustAbovePredictTimeout", rescue: "131"},
 		{name: "ShortWindowWithDefaultModels", rescue: "60", wantErr: "got 60"},
 		{name: "ShortWindowWithFastModels", modelTimeout: "0.5", rescue: "12"},
-		{name: "SlowModelsNeedLongerWindow", modelTimeout: "300", wantErr: "= 610s"},
-		{name: "Zero", rescue: "0", wantErr: "JOB_RESCUE_AFTER_SECONDS"},
+		{name: "SlowModelsNeedLongerWindow", modelTimeout: "300", rescue: "600", wantErr: "= 610s"},
+		{name: "DefaultFollowsSlowModels", modelTimeout: "300", wantDefault: 670},
+		{name: "DefaultWithDefaultModels", wantDefault: 190},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -188,6 +190,9 @@ func TestJobRescueAfter(t *testing.T) {
 			}
 			require.NoError(t, err)
 			require.Greater(t, cfg.JobRescueAfter(), cfg.PredictJobTimeout())
+			if tt.wantDefault != 0 {
+				require.Equal(t, tt.wantDefault, cfg.JobRescueAfterSeconds)
+			}
 		})
 	}
 }
