@@ -28,8 +28,8 @@ type ScoreArgs struct{}
 // Kind is the River job kind.
 func (ScoreArgs) Kind() string { return "score" }
 
-// InsertOpts keep one scoring run queued at a time; several score processes still share
-// the work of one run, because each batch locks its rows with SKIP LOCKED.
+// InsertOpts keep one scoring run queued at a time; several loops and score processes
+// still share the work, because each batch locks the ticks it claims with SKIP LOCKED.
 func (ScoreArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{Queue: QueueScore, UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: uniqueWhileActive}}
 }
@@ -62,16 +62,17 @@ type Scoring struct {
 	Aggregator scoring.Aggregator
 }
 
-// ScoreWorker scores due predictions in batches until none is left: ground truth from
-// the feed, the scorer per prediction (isolated: one failure never stops the rest),
-// scores and statuses written, the touched snapshots recomputed in SQL, and a
-// leaderboard refresh enqueued, all in the batch's transaction.
+// ScoreWorker scores due ticks in batches until none is left: ground truth from the feed
+// once per tick, the scorer per prediction (isolated: one failure never stops the rest),
+// scores, statuses and the dirty snapshot buckets written in the batch's transaction;
+// then, once per round, the dirty snapshots recomputed, the window metrics merged, the
+// Merkle cycle committed and a leaderboard refresh enqueued, in one transaction.
 type ScoreWorker struct {
 	river.WorkerDefaults[ScoreArgs]
 	deps *Deps
 
 	// metricsCache keeps the last window metrics briefly: a backlog is scored in many
-	// batches seconds apart, and recomputing a day's metrics for every batch would cost
+	// rounds seconds apart, and recomputing a day's metrics for every round would cost
 	// more than scoring.
 	// predictionsPerTick is the mean size of the ticks scored last, to claim about
 	// ScoreBatchSize predictions a batch.
