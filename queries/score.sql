@@ -217,6 +217,9 @@ SELECT
     CASE WHEN jsonb_typeof(s.summary -> @value_field::text) = 'number'
          THEN (s.summary ->> @value_field::text)::double precision END
 FROM summaries s
+-- One order for every writer: two score processes recomputing the same buckets wait for
+-- each other instead of deadlocking.
+ORDER BY s.model_id, s.scope_key, s.bucket
 ON CONFLICT (model_id, scope_key, period_start) DO UPDATE SET
     prediction_count = EXCLUDED.prediction_count,
     result_summary = EXCLUDED.result_summary,
@@ -319,6 +322,7 @@ FROM (
            unnest(@prediction_counts::integer[]) AS prediction_count,
            unnest(@summaries::jsonb[]) AS summary
 ) u
+ORDER BY u.model_id, u.scope_key, u.bucket
 ON CONFLICT (model_id, scope_key, period_start) DO UPDATE SET
     prediction_count = EXCLUDED.prediction_count,
     result_summary = EXCLUDED.result_summary,

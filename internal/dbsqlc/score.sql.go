@@ -530,6 +530,7 @@ SELECT
     CASE WHEN jsonb_typeof(s.summary -> $3::text) = 'number'
          THEN (s.summary ->> $3::text)::double precision END
 FROM summaries s
+ORDER BY s.model_id, s.scope_key, s.bucket
 ON CONFLICT (model_id, scope_key, period_start) DO UPDATE SET
     prediction_count = EXCLUDED.prediction_count,
     result_summary = EXCLUDED.result_summary,
@@ -551,6 +552,8 @@ type SnapshotRecomputeParams struct {
 // ”) and one per scope. Recomputing (instead of adding) keeps a late score, a rerun or
 // a restart from counting anything twice. result_summary holds the mean of every numeric
 // field of the score results.
+// One order for every writer: two score processes recomputing the same buckets wait for
+// each other instead of deadlocking.
 func (q *Queries) SnapshotRecompute(ctx context.Context, db DBTX, arg *SnapshotRecomputeParams) ([]*Snapshot, error) {
 	rows, err := db.Query(ctx, snapshotRecompute,
 		arg.PeriodSeconds,
@@ -640,6 +643,7 @@ FROM (
            unnest($7::integer[]) AS prediction_count,
            unnest($8::jsonb[]) AS summary
 ) u
+ORDER BY u.model_id, u.scope_key, u.bucket
 ON CONFLICT (model_id, scope_key, period_start) DO UPDATE SET
     prediction_count = EXCLUDED.prediction_count,
     result_summary = EXCLUDED.result_summary,
