@@ -18,6 +18,7 @@ import (
 	"github.com/crunchnode/crunch-node/internal/emission"
 	"github.com/crunchnode/crunch-node/internal/merkle"
 	"github.com/crunchnode/crunch-node/internal/postgres"
+	"github.com/crunchnode/crunch-node/internal/ranking"
 )
 
 // CheckpointArgs writes the checkpoint of one period. Periods are aligned to multiples of
@@ -88,6 +89,7 @@ func (w *CheckpointWorker) write(ctx context.Context, tx pgx.Tx, start, end time
 	cfg := w.deps.Config
 	ranking := Rank(rows, cfg.Crunch.Aggregation.RankingKey, cfg.Crunch.Aggregation.ValueField,
 		cfg.Crunch.Aggregation.Windows.Names(), cfg.Crunch.Aggregation.RankingDirection)
+	ranking, rankedBy := w.rerank(ctx, ranking)
 	build := w.deps.Emission
 	if build == nil {
 		var err error
@@ -127,7 +129,7 @@ func (w *CheckpointWorker) write(ctx context.Context, tx pgx.Tx, start, end time
 	}
 	entriesJSON, _ := json.Marshal([]emission.Checkpoint{doc})
 	meta, _ := json.Marshal(map[string]any{
-		"cycle_count": len(cycles), "model_count": len(ranking), "ranking": ranking,
+		"cycle_count": len(cycles), "model_count": len(ranking), "ranked_by": rankedBy, "ranking": ranking,
 		"ranking_direction": cfg.Crunch.Aggregation.RankingDirection, "ranking_key": cfg.Crunch.Aggregation.RankingKey,
 		"snapshot_count": snapshotCount,
 	})
@@ -152,6 +154,46 @@ func (w *CheckpointWorker) write(ctx context.Context, tx pgx.Tx, start, end time
 	w.deps.Logger.InfoContext(ctx, "Checkpoint written", slog.String("checkpoint_id", inserted.ID),
 		slog.Int("models", len(ranking)), slog.Int("cycles", len(cycles)))
 	return nil
+}
+
+// rerank applies the LEADERBOARD_RANKER to a checkpoint's ranking, so rewards follow the
+// same rule as the leaderboard, and says which ranking was used. The ranker sees each
+// model's period means as its metrics, with every window name standing for value_field
+// (as in [Rank]); the models it leaves out follow the ones it ranks, in the built-in
+// order, because every model of a period keeps a place in the emission. A failing ranker
+// is logged and the built-in ranking kept.
+func (w *CheckpointWorker) rerank(ctx context.Context, ranked []RankedModel) ([]RankedModel, string) {
+	ranker := w.deps.Ranker
+	if ranker == nil || len(ranked) == 0 {
+		return ranked, ranking.BuiltIn
+	}
+	agg := w.deps.Config.Crunch.Aggregation
+	entries := make([]ranking.Entry, len(ranked))
+	for i, r := range ranked {
+		metrics := finiteNumbers(r.ResultSummary)
+		for _, name := range agg.Windows.Names() {
+			metrics[name] = metrics[agg.ValueField]
+		}
+		entries[i] = ranking.Entry{
+			CruncherName: r.CruncherName, Metrics: metrics, ModelID: r.ModelID, ModelName: r.ModelName,
+			PredictionCount: r.PredictionCount, Rank: r.Rank,
+		}
+		if v, ok := metrics[agg.RankingKey].(float64); ok {
+			entries[i].RankingValue = &v
+		}
+	}
+	order, err := ranker.Order(ctx, entries)
+	if err != nil {
+		w.deps.Logger.WarnContext(ctx, "Leaderboard ranker failed on a checkpoint; keeping the built-in ranking",
+			slog.String("ranker", ranker.String()), slog.String("error", err.Error()))
+		return ranked, ranking.BuiltIn
+	}
+	first, rest := ranking.Reorder(ranked, func(r RankedModel) string { return r.ModelID }, order)
+	out := append(first, rest...)
+	for i := range out {
+		out[i].Rank = i + 1
+	}
+	return out, ranker.String()
 }
 
 // Rank orders a period's models by the ranking key. A key naming a leaderboard window is
@@ -211,6 +253,18 @@ func number(v any) float64 {
 		}
 	}
 	return math.NaN()
+}
+
+// finiteNumbers keeps the finite numeric fields of a summary, as float64: what a script
+// can be given.
+func finiteNumbers(summary map[string]any) map[string]any {
+	out := make(map[string]any, len(summary))
+	for k, v := range summary {
+		if f := number(v); !math.IsNaN(f) && !math.IsInf(f, 0) {
+			out[k] = f
+		}
+	}
+	return out
 }
 
 // CheckpointScheduleArgs enqueues the checkpoint of the newest complete period.

@@ -3,13 +3,17 @@ package jobs
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/crunchnode/crunch-node/internal/config"
 	"github.com/crunchnode/crunch-node/internal/dbsqlc"
+	"github.com/crunchnode/crunch-node/internal/dbtest"
 	"github.com/crunchnode/crunch-node/internal/emission"
+	"github.com/crunchnode/crunch-node/internal/ranking"
 	"github.com/crunchnode/crunch-node/internal/testfactory"
 )
 
@@ -112,4 +116,56 @@ func TestRank(t *testing.T) {
 	require.Equal(t, []string{"a", "c", "b", "d"}, ids(Rank(rows, "ic", "value", windows, "desc")))
 	require.Equal(t, []string{"a", "b", "d", "c"}, ids(Rank(rows, "score_recent", "value", windows, "asc")))
 	require.Equal(t, 1, Rank(rows, "ic", "value", windows, "desc")[0].Rank)
+}
+
+func TestCheckpointRerank(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	cfg, err := config.Load(func(string) string { return "" }, config.Options{Dir: t.TempDir()})
+	require.NoError(t, err)
+	rows := []*dbsqlc.CheckpointAggregateRow{
+		{ModelID: "a", ResultSummary: json.RawMessage(`{"value": 3, "ic": 0.1}`)},
+		{ModelID: "b", ResultSummary: json.RawMessage(`{"value": 2, "ic": 0.3}`)},
+		{ModelID: "c", ResultSummary: json.RawMessage(`{"value": 1, "ic": 0.2}`)},
+	}
+	builtIn := Rank(rows, "score_recent", "value", cfg.Crunch.Aggregation.Windows.Names(), "desc")
+	rerank := func(t *testing.T, ranker *ranking.Ranker) ([]string, []int, string) {
+		t.Helper()
+		w := &CheckpointWorker{deps: &Deps{Config: cfg, Logger: dbtest.Logger(t), Ranker: ranker}}
+		out, by := w.rerank(ctx, slices.Clone(builtIn))
+		var ids []string
+		var ranks []int
+		for _, r := range out {
+			ids, ranks = append(ids, r.ModelID), append(ranks, r.Rank)
+		}
+		return ids, ranks, by
+	}
+
+	for _, tt := range []struct {
+		name, src string
+		ids       []string
+		by        bool
+	}{
+		{"BuiltIn", "", []string{"a", "b", "c"}, false},
+		{"ByAMetric", "def rank(rows):\n    return sorted(rows, key=lambda r: r[\"metrics\"][\"ic\"], reverse=True)\n", []string{"b", "c", "a"}, true},
+		{"Fails", "def rank(rows):\n    return None\n", []string{"a", "b", "c"}, false},
+		{"LeftOutFollow", "def rank(rows):\n    return [\"c\"]\n", []string{"c", "a", "b"}, true},
+		{"WindowsAreTheValueField", "def rank(rows):\n    return sorted(rows, key=lambda r: r[\"metrics\"][\"score_recent\"])\n", []string{"c", "b", "a"}, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var ranker *ranking.Ranker
+			if tt.src != "" {
+				ranker = loadRanker(t, tt.src)
+			}
+			ids, ranks, by := rerank(t, ranker)
+			require.Equal(t, tt.ids, ids)
+			require.Equal(t, []int{1, 2, 3}, ranks, "every model of the period keeps a place")
+			if tt.by {
+				require.Equal(t, ranker.String(), by)
+			} else {
+				require.Equal(t, ranking.BuiltIn, by)
+			}
+		})
+	}
 }

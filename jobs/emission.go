@@ -3,7 +3,6 @@ package jobs
 import (
 	"context"
 	"fmt"
-	"math"
 
 	"github.com/crunchnode/crunch-node/internal/config"
 	"github.com/crunchnode/crunch-node/internal/emission"
@@ -47,16 +46,10 @@ func NewEmissionBuilder(ref string, dir string) (EmissionBuilder, error) {
 	return func(ctx context.Context, ranking []RankedModel, ids emission.Identities) (emission.Checkpoint, error) {
 		rows := make([]any, len(ranking))
 		for i, r := range ranking {
-			summary := map[string]any{}
-			for k, v := range r.ResultSummary {
-				if f := number(v); !math.IsNaN(f) && !math.IsInf(f, 0) {
-					summary[k] = f
-				}
-			}
 			rows[i] = map[string]any{
 				"cruncher_name": r.CruncherName, "model_id": r.ModelID, "model_name": r.ModelName,
 				"prediction_count": r.PredictionCount, "rank": int64(r.Rank), "ranking_value": r.RankingValue,
-				"result_summary": summary,
+				"result_summary": finiteNumbers(r.ResultSummary),
 			}
 		}
 		out, err := fn.Call(ctx, rows)

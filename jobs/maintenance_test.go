@@ -22,7 +22,7 @@ func TestMaintenance(t *testing.T) {
 			VALUES ($1, $2, $3::timestamptz, $3::timestamptz + interval '1 hour', 1, '{}')`, "SNAP_"+at.Format("20060102"), model.ID, at)
 		require.NoError(t, err)
 	}
-	_, err := dbsqlc.New().LeaderboardHistoryAppend(ctx, b.pool, &old)
+	_, err := dbsqlc.New().LeaderboardHistoryAppend(ctx, b.pool, &dbsqlc.LeaderboardHistoryAppendParams{Now: &old})
 	require.NoError(t, err)
 	// A partition far in the past, as retention finds them.
 	_, err = dbsqlc.New().PartitionEnsure(ctx, b.pool, &dbsqlc.PartitionEnsureParams{Parent: "feed_records", Day: old})
@@ -33,6 +33,10 @@ func TestMaintenance(t *testing.T) {
 	var snapshots, history int
 	require.NoError(t, b.pool.QueryRow(ctx, "SELECT count(*) FROM snapshots").Scan(&snapshots))
 	require.Equal(t, 1, snapshots, "the expired snapshot is pruned, the recent one kept")
+	var totalPredictions, totalSnapshots int64
+	require.NoError(t, b.pool.QueryRow(ctx, "SELECT prediction_count, snapshot_count FROM snapshot_totals WHERE model_id = $1", model.ID).
+		Scan(&totalPredictions, &totalSnapshots))
+	require.Equal(t, [2]int64{1, 1}, [2]int64{totalPredictions, totalSnapshots}, "the leaderboard's totals follow the prune")
 	require.NoError(t, b.pool.QueryRow(ctx, "SELECT count(*) FROM leaderboards").Scan(&history))
 	require.Zero(t, history)
 	parts, err := dbsqlc.New().PartitionList(ctx, b.pool, "feed_records")

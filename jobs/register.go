@@ -14,6 +14,7 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
 	"github.com/crunchnode/crunch-node/internal/config"
+	"github.com/crunchnode/crunch-node/internal/ranking"
 	"github.com/crunchnode/crunch-node/internal/telemetry"
 )
 
@@ -38,6 +39,8 @@ type Deps struct {
 	Emission EmissionBuilder
 	// Predicting is set in processes that run the predict role.
 	Predicting *Predicting
+	// Ranker is the LEADERBOARD_RANKER; nil keeps the built-in ranking by ranking_key.
+	Ranker *ranking.Ranker
 	// Feeds builds and caches feed providers (feed role).
 	Feeds *Feeds
 	// partitions remembers the daily partitions known to exist.

@@ -9,11 +9,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
+	"github.com/crunchnode/crunch-node/internal/config"
 	"github.com/crunchnode/crunch-node/internal/dbsqlc"
+	"github.com/crunchnode/crunch-node/internal/dbtest"
+	"github.com/crunchnode/crunch-node/internal/postgres"
+	"github.com/crunchnode/crunch-node/internal/ranking"
 	"github.com/crunchnode/crunch-node/internal/testfactory"
+	"github.com/crunchnode/crunch-node/jobs"
 )
 
 // fixture writes scored history the way the score path does (predictions, scores,
@@ -75,14 +81,23 @@ func (f *fixture) score(t testing.TB, modelID string, performedAt time.Time, res
 	require.NoError(t, err)
 }
 
-// refresh refreshes the leaderboard view and appends it to the history, as the
-// leaderboard_refresh job does.
+// refresh refreshes the leaderboard and appends it to the history with the
+// leaderboard_refresh job's own function, ranked by SQL.
 func (f *fixture) refresh(t testing.TB) {
 	t.Helper()
+	f.refreshRanked(t, nil)
+}
+
+// refreshRanked is refresh with a LEADERBOARD_RANKER.
+func (f *fixture) refreshRanked(t testing.TB, ranker *ranking.Ranker) {
+	t.Helper()
 	ctx := context.Background()
-	require.NoError(t, dbsqlc.New().LeaderboardRefresh(ctx, f.pool))
-	_, err := dbsqlc.New().LeaderboardHistoryAppend(ctx, f.pool, nil)
+	cfg, err := config.Load(func(string) string { return "" }, config.Options{Dir: t.TempDir()})
 	require.NoError(t, err)
+	deps := &jobs.Deps{Config: cfg, Logger: dbtest.Logger(t), Pool: f.pool, Ranker: ranker}
+	require.NoError(t, postgres.WithTx(ctx, f.pool, func(ctx context.Context, tx pgx.Tx) error {
+		return jobs.RefreshLeaderboard(ctx, tx, deps, time.Now())
+	}))
 }
 
 // fetch GETs a URL and returns the status, headers and raw body.

@@ -8,6 +8,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"testing"
 	"time"
@@ -16,6 +18,8 @@ import (
 
 	"github.com/crunchnode/crunch-node/internal/dbsqlc"
 	"github.com/crunchnode/crunch-node/internal/dbtest"
+	"github.com/crunchnode/crunch-node/internal/ranking"
+	"github.com/crunchnode/crunch-node/internal/script"
 	"github.com/crunchnode/crunch-node/internal/testfactory"
 )
 
@@ -71,6 +75,35 @@ func TestReportsEmptyDatabase(t *testing.T) {
 			require.Equal(t, "[]", string(bytes.TrimSpace(body)))
 		})
 	}
+}
+
+// TestReportLeaderboardRanker shows the leaderboard everyone reads following a
+// LEADERBOARD_RANKER: a Starlark function reversing the SQL order.
+func TestReportLeaderboardRanker(t *testing.T) {
+	t.Parallel()
+	pool := dbtest.NewPool(t)
+	f := newFixture(t, pool)
+	start := time.Now().UTC().Add(-time.Hour)
+	values := map[string]float64{"alpha": 3, "beta": 1, "delta": 2, "ensemble": 10}
+	for id, value := range values {
+		f.model(t, id, id == "ensemble")
+		for i := range 10 { // min_predictions_to_rank is 10
+			f.score(t, id, start.Add(time.Duration(i)*time.Second), result(value), "")
+		}
+	}
+	path := filepath.Join(t.TempDir(), "rank.star")
+	require.NoError(t, os.WriteFile(path, []byte("def rank(rows):\n    return reversed(rows)\n"), 0o600))
+	ranker, err := ranking.New(path+":rank", script.Options{})
+	require.NoError(t, err)
+	f.refreshRanked(t, ranker)
+	bundle := setup(t, pool, nil)
+
+	rows := list(t, bundle.server.URL+"/reports/leaderboard?include_ensembles=true")
+	require.Equal(t, []string{"beta", "delta", "alpha", "ensemble"}, ids(rows), "SQL ranks alpha, delta, beta")
+	for i, want := range []int{1, 2, 3, 999999} {
+		require.EqualValues(t, want, rows[i]["rank"], ids(rows)[i])
+	}
+	require.InDelta(t, 1.0, rows[0]["score_recent"], 1e-9, "the values are the SQL definition's")
 }
 
 func TestReportLeaderboard(t *testing.T) {

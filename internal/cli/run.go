@@ -25,6 +25,8 @@ import (
 	"github.com/crunchnode/crunch-node/internal/config"
 	"github.com/crunchnode/crunch-node/internal/customsql"
 	"github.com/crunchnode/crunch-node/internal/postgres"
+	"github.com/crunchnode/crunch-node/internal/ranking"
+	"github.com/crunchnode/crunch-node/internal/script"
 	"github.com/crunchnode/crunch-node/internal/telemetry"
 	"github.com/crunchnode/crunch-node/jobs"
 )
@@ -103,6 +105,10 @@ func runNode(ctx context.Context, opts nodeOptions) error {
 			return err
 		}
 		if deps.Emission, err = jobs.NewEmissionBuilder(cfg.BuildEmission, opts.workspace); err != nil {
+			return err
+		}
+		scriptOpts := script.Options{MaxSteps: script.DefaultMaxSteps, Timeout: script.DefaultTimeout}
+		if deps.Ranker, err = ranking.New(resolveRef(cfg.LeaderboardRanker, opts.workspace), scriptOpts); err != nil {
 			return err
 		}
 	}

@@ -106,6 +106,16 @@ func TestTwoNodesElectOneLeader(t *testing.T) {
 	waitFor(t, 30*time.Second, "the other node to lead", func() bool { return currentLeader(ctx, pool) == other })
 }
 
+func TestRunStopsOnBrokenRanker(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	env := map[string]string{"DATABASE_URL": dbtest.NewURL(t), "LEADERBOARD_RANKER": "node/missing.star:rank"}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	err := Run(ctx, []string{"run", "--roles", "score", "--workspace", dir}, func(k string) string { return env[k] }, &discard{})
+	require.ErrorContains(t, err, "LEADERBOARD_RANKER: loading "+dir+"/node/missing.star:rank: open "+dir+"/node/missing.star: no such file or directory")
+}
+
 func TestRunRefusesUnmigratedDatabase(t *testing.T) {
 	t.Parallel()
 	err := Run(context.Background(), []string{"run"}, func(k string) string {

@@ -434,6 +434,9 @@ func (c *Config) Validate() error {
 	if c.CustomSQLTimeoutSeconds <= 0 {
 		fail("CUSTOM_SQL_TIMEOUT_SECONDS", "must be positive, got %g", c.CustomSQLTimeoutSeconds)
 	}
+	if r := c.LeaderboardRanker; r != "" && r != "sql" && !IsScriptRef(r) {
+		fail("LEADERBOARD_RANKER", "must be sql (the built-in ranking by ranking_key) or path/to/file.star:function, got %q", r)
+	}
 	if c.ShutdownGraceSeconds < 0 {
 		fail("SHUTDOWN_GRACE_SECONDS", "must not be negative, got %d", c.ShutdownGraceSeconds)
 	}

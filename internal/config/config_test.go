@@ -110,6 +110,11 @@ func TestLoadErrors(t *testing.T) {
 			want: []string{"environment: FEED_POLL_SECONDS: must be positive"},
 		},
 		{
+			name: "UnknownRanker",
+			env:  map[string]string{"LEADERBOARD_RANKER": "elo"},
+			want: []string{"environment: LEADERBOARD_RANKER: must be sql", `"elo"`},
+		},
+		{
 			name: "UnknownModelSource",
 			env:  map[string]string{"MODEL_SOURCE": "cloud"},
 			want: []string{"MODEL_SOURCE", "cloud"},

@@ -95,7 +95,7 @@ func seedLeaderboard(ctx context.Context, t *testing.T, pool *pgxpool.Pool, valu
 			"SNP_"+id, id, periodEnd.Add(-time.Hour), periodEnd, value)
 		require.NoError(t, err)
 	}
-	require.NoError(t, dbsqlc.New().LeaderboardRefresh(ctx, pool))
+	require.NoError(t, dbsqlc.New().LeaderboardRefresh(ctx, pool, nil))
 }
 
 func TestTopModels(t *testing.T) {

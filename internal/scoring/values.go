@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+
+	"github.com/crunchnode/crunch-node/internal/script"
 )
 
 // number returns v as a float64 when it is a Go number. Booleans are deliberately not
@@ -44,24 +46,20 @@ func number(v any) (float64, bool) {
 }
 
 // typeName names a dynamic value the way an operator thinks of it (Python-ish), for
-// error messages.
+// error messages; every kind of number is a "number".
 func typeName(v any) string {
 	switch v.(type) {
-	case nil:
-		return "None"
+	case []float64:
+		return "list"
+	case map[string]float64:
+		return "dict"
 	case bool:
 		return "bool"
-	case string:
-		return "string"
-	case []any, []float64:
-		return "list"
-	case map[string]any, map[string]float64:
-		return "dict"
 	}
 	if _, ok := number(v); ok {
 		return "number"
 	}
-	return fmt.Sprintf("%T", v)
+	return script.TypeName(v)
 }
 
 // finiteField reads a required finite number from m, with an error that names the

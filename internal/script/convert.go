@@ -246,3 +246,25 @@ func fromIndexable(x starlark.Indexable) (any, error) {
 	}
 	return out, nil
 }
+
+// TypeName names, in Starlark's words, the type of a value [FromValue] returned, so that
+// an error about a script's result speaks the language the script was written in.
+func TypeName(v any) string {
+	switch v.(type) {
+	case nil:
+		return "None"
+	case bool:
+		return "bool"
+	case string:
+		return "string"
+	case int64:
+		return "int"
+	case float64:
+		return "float"
+	case []any:
+		return "list"
+	case map[string]any:
+		return "dict"
+	}
+	return fmt.Sprintf("%T", v)
+}
