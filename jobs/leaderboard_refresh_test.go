@@ -222,7 +222,9 @@ func TestLeaderboardValues(t *testing.T) {
 	s := &boardStore{pool: pool, snapshots: map[string]map[string]boardSnapshot{}, virtual: map[string]bool{}}
 
 	now := time.Now().UTC().Truncate(time.Hour).Add(17 * time.Minute)
-	hourEnd := func(hoursAgo int) time.Time { return now.Truncate(time.Hour).Add(time.Duration(1-hoursAgo) * time.Hour) }
+	hourEnd := func(hoursAgo int) time.Time {
+		return now.Truncate(time.Hour).Add(time.Duration(1-hoursAgo) * time.Hour)
+	}
 	for _, id := range []string{"alpha", "beta", "gamma", "newcomer", "stale", "handwritten"} {
 		s.model(ctx, t, id, false)
 	}

@@ -15,7 +15,7 @@ import (
 )
 
 // TestScoringSQL drives the set-based SQL of the score path by hand: due predictions with
-// their ground-truth window, scores, snapshots and the leaderboard view.
+// their ground-truth window, scores, snapshots and the leaderboard.
 func TestScoringSQL(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()

@@ -104,7 +104,7 @@ func TestLeaderboardCache(t *testing.T) {
 	body, err := cache.get(ctx, false)
 	require.NoError(t, err)
 	require.Equal(t, "[]", string(body.plain))
-	require.EqualValues(t, 2, db.queries.Load(), "version and view")
+	require.EqualValues(t, 2, db.queries.Load(), "version and leaderboard")
 
 	scoreAndRefresh(t, pool, "alpha", false)
 	body, err = cache.get(ctx, false)

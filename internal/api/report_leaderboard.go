@@ -24,9 +24,9 @@ import (
 const unrankedRank = 999999
 
 // leaderboardCacheTTL is how long a cached leaderboard is served before the database is
-// asked whether a newer one exists. The view changes at most every scoring cycle (debounced
-// to 500 ms by the refresh job), so a reader sees a refresh within a second while the
-// database sees at most two cheap queries a second however many clients poll.
+// asked whether a newer one exists. The leaderboard changes at most every scoring cycle
+// (debounced to 500 ms by the refresh job), so a reader sees a refresh within a second
+// while the database sees at most two cheap queries a second however many clients poll.
 const leaderboardCacheTTL = 500 * time.Millisecond
 
 // LeaderboardRow is one /reports/leaderboard entry: the Python engine's shape, with every
@@ -118,8 +118,8 @@ func acceptsGzip(header string) bool {
 
 // leaderboardCache serves /reports/leaderboard from memory: both variants (with and
 // without ensembles) encoded once, plain and gzipped. A request that finds the copy older
-// than ttl asks the database for the newest leaderboards id and reloads the view only
-// when it changed. Only one request refreshes at a time; the others keep serving the
+// than ttl asks the database for the newest leaderboards id and reloads the leaderboard
+// only when it changed. Only one request refreshes at a time; the others keep serving the
 // previous copy meanwhile, so the hot path is an atomic load and never waits on the
 // database (except the very first requests, which have nothing to serve yet).
 type leaderboardCache struct {
@@ -220,8 +220,9 @@ func (c *leaderboardCache) load(ctx context.Context, previous *leaderboardState)
 	return next, nil
 }
 
-// encodeLeaderboard builds the response body. The view's order (rank, unranked last) is
-// the response order, which the UI keeps.
+// encodeLeaderboard builds the response body. The leaderboard's order (rank, which a
+// LEADERBOARD_RANKER may have set; unranked last) is the response order, which the UI
+// keeps.
 func encodeLeaderboard(rows []*dbsqlc.LeaderboardListRow, createdAt *time.Time, includeVirtual bool) ([]byte, error) {
 	out := make([]LeaderboardRow, 0, len(rows))
 	for _, row := range rows {
