@@ -147,9 +147,9 @@ func benchmarkPredictTick(b *testing.B, n int) {
 	b.ReportMetric(float64(latencies[len(latencies)*99/100].Microseconds())/1000, "p99-ms")
 }
 
-// BenchmarkLeaderboardRefresh measures the leaderboard_refresh job's transaction (the
-// table rewritten from leaderboard_compute, the ranker when there is one, the history row,
-// the commit) over 1,000 models × 7 days of hourly snapshots (168,000 rows), the budget's
+// BenchmarkLeaderboardRefresh measures the leaderboard_refresh job's transaction (REFRESH
+// MATERIALIZED VIEW CONCURRENTLY, the ranker and a second refresh with its ranks when
+// there is one, the history row, the commit) over 1,000 models × 7 days of hourly snapshots (168,000 rows), the budget's
 // size. Before each iteration, untimed, the newest hour's snapshots are recomputed as the
 // score job does, so every row changes as in production. The pool is the node's own
 // (postgres.NewPool: JIT off), not the tests' default one.
@@ -226,8 +226,8 @@ func benchmarkLeaderboardRefresh(b *testing.B, ranker *ranking.Ranker) {
 
 // BenchmarkScore measures the score path end to end on 100,000 due predictions (100 models
 // × 1,000 ticks): due ticks claimed with their ground truth found in SQL, the built-in pnl
-// scorer (or the same in Starlark), scores and statuses written in batches of about ScoreBatchSize by scoreLoops
-// loops, then the snapshots recomputed, window metrics merged and the Merkle cycle
+// scorer (or the same in Starlark), scores and statuses written in batches of about
+// ScoreBatchSize by scoreLoops loops, then the snapshots recomputed, window metrics merged and the Merkle cycle
 // committed.
 func BenchmarkScore(b *testing.B) {
 	for _, scorer := range []string{"pnl", "../internal/scoring/testdata/pnl.star:score"} {

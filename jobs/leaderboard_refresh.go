@@ -39,10 +39,10 @@ func leaderboardRefreshOpts(now time.Time) *river.InsertOpts {
 	return &river.InsertOpts{ScheduledAt: now.Add(leaderboardDebounce)}
 }
 
-// LeaderboardRefreshWorker rewrites the leaderboard table from leaderboard_compute, lets
-// the LEADERBOARD_RANKER re-rank it when one is configured, and records the result in the
-// leaderboards history, all in one transaction: readers see the previous leaderboard
-// until the new one is complete, never a half-ranked one.
+// LeaderboardRefreshWorker runs REFRESH MATERIALIZED VIEW CONCURRENTLY on the leaderboard,
+// lets the LEADERBOARD_RANKER re-rank it when one is configured, and records the result in
+// the leaderboards history, all in one transaction: readers see the previous leaderboard
+// until the new one is complete, never a half-ranked one, and never wait.
 type LeaderboardRefreshWorker struct {
 	river.WorkerDefaults[LeaderboardRefreshArgs]
 	deps *Deps
@@ -62,20 +62,33 @@ func (w *LeaderboardRefreshWorker) Work(ctx context.Context, job *river.Job[Lead
 	})
 }
 
-// RefreshLeaderboard is the leaderboard_refresh job's work in tx: the leaderboard
-// rewritten as of now, re-ranked by deps.Ranker when there is one, and appended to the
+// RefreshLeaderboard is the leaderboard_refresh job's work in tx: the leaderboard view
+// refreshed as of now, re-ranked by deps.Ranker when there is one, and appended to the
 // history. Fixtures call it to build exactly the leaderboard the job would.
 func RefreshLeaderboard(ctx context.Context, tx pgx.Tx, deps *Deps, now time.Time) error {
-	queries := dbsqlc.New()
-	if err := queries.LeaderboardRefresh(ctx, tx, &now); err != nil {
-		return fmt.Errorf("refreshing the leaderboard: %w", err)
+	if err := refreshLeaderboardView(ctx, tx, now, nil); err != nil {
+		return err
 	}
+	queries := dbsqlc.New()
 	history := &dbsqlc.LeaderboardHistoryAppendParams{Now: &now}
 	if err := rerankLeaderboard(ctx, tx, deps, history); err != nil {
 		return err
 	}
 	if _, err := queries.LeaderboardHistoryAppend(ctx, tx, history); err != nil {
 		return fmt.Errorf("appending leaderboard history: %w", err)
+	}
+	return nil
+}
+
+// refreshLeaderboardView refreshes the leaderboard view as of now, with a ranker's ranks
+// ({model_id: rank}) or, when ranks is nil, the SQL ranking.
+func refreshLeaderboardView(ctx context.Context, tx pgx.Tx, now time.Time, ranks json.RawMessage) error {
+	queries := dbsqlc.New()
+	if err := queries.LeaderboardRefreshPrepare(ctx, tx, &dbsqlc.LeaderboardRefreshPrepareParams{Now: &now, Ranks: ranks}); err != nil {
+		return fmt.Errorf("setting the leaderboard's clock: %w", err)
+	}
+	if err := queries.LeaderboardRefresh(ctx, tx); err != nil {
+		return fmt.Errorf("refreshing the leaderboard: %w", err)
 	}
 	return nil
 }
@@ -103,8 +116,17 @@ func rerankLeaderboard(ctx context.Context, tx pgx.Tx, deps *Deps, history *dbsq
 		history.RankerError = &msg
 		return nil
 	}
-	if _, err := queries.LeaderboardRankSet(ctx, tx, order); err != nil {
-		return fmt.Errorf("storing the ranker's ranks: %w", err)
+	// The view takes its ranks from leaderboard_refresh; a second refresh applies them.
+	ranks := make(map[string]int, len(order))
+	for i, id := range order {
+		ranks[id] = i + 1
+	}
+	encoded, err := json.Marshal(ranks)
+	if err != nil {
+		return fmt.Errorf("encoding the ranker's ranks: %w", err)
+	}
+	if err := refreshLeaderboardView(ctx, tx, *history.Now, encoded); err != nil {
+		return err
 	}
 	rankedBy := ranker.String()
 	history.RankedBy = &rankedBy

@@ -159,7 +159,7 @@ func (s *boardStore) expected(agg config.Aggregation, now time.Time) map[string]
 // definition computed in Go.
 func requireBoard(ctx context.Context, t *testing.T, s *boardStore, cfg *config.Config, now time.Time) []*dbsqlc.LeaderboardListRow {
 	t.Helper()
-	require.NoError(t, dbsqlc.New().LeaderboardRefresh(ctx, s.pool, &now))
+	testfactory.RefreshLeaderboard(ctx, t, s.pool, &now)
 	rows, err := dbsqlc.New().LeaderboardList(ctx, s.pool, true)
 	require.NoError(t, err)
 	want := s.expected(cfg.Crunch.Aggregation, now)

@@ -98,7 +98,7 @@ func TestScoringSQL(t *testing.T) {
 		require.EqualValues(t, 1, s.PredictionCount)
 	}
 
-	require.NoError(t, queries.LeaderboardRefresh(ctx, pool, nil))
+	testfactory.RefreshLeaderboard(ctx, t, pool, nil)
 	rows, err := queries.LeaderboardList(ctx, pool, false)
 	require.NoError(t, err)
 	require.Len(t, rows, 2)

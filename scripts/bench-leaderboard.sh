@@ -22,7 +22,8 @@ SELECT 'SNAP_m' || m || '_' || h, 'm' || m,
        date_trunc('hour', now()) - (h - 1) * interval '1 hour',
        720, jsonb_build_object('value', v, 'profit', v / 100, 'ic', random() - 0.5, 'hit_rate', random()), v
 FROM generate_series(1, 100) m, generate_series(0, 167) h, LATERAL (SELECT random() - 0.5 AS v) r;
-INSERT INTO leaderboard SELECT * FROM leaderboard_live;
+UPDATE leaderboard_refresh SET as_of = now(), ranks = NULL;
+REFRESH MATERIALIZED VIEW leaderboard;
 SQL
 DATABASE_URL="$db_url" REPORT_API_PORT=$port LOG_LEVEL=warn "$bin" run --roles report &
 node=$!

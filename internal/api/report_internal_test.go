@@ -88,7 +88,7 @@ func scoreAndRefresh(t *testing.T, db dbsqlc.DBTX, modelID string, virtual bool)
 		Buckets: []time.Time{performed.Truncate(time.Hour)}, ModelIDs: []string{modelID}, PeriodSeconds: 3600, ValueField: "value",
 	})
 	require.NoError(t, err)
-	require.NoError(t, queries.LeaderboardRefresh(ctx, db, nil))
+	testfactory.RefreshLeaderboard(ctx, t, db, nil)
 	_, err = queries.LeaderboardHistoryAppend(ctx, db, &dbsqlc.LeaderboardHistoryAppendParams{})
 	require.NoError(t, err)
 }

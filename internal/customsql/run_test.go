@@ -17,7 +17,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/crunchnode/crunch-node/internal/customsql"
-	"github.com/crunchnode/crunch-node/internal/dbsqlc"
 	"github.com/crunchnode/crunch-node/internal/dbtest"
 	"github.com/crunchnode/crunch-node/internal/testfactory"
 )
@@ -95,7 +94,7 @@ func seedLeaderboard(ctx context.Context, t *testing.T, pool *pgxpool.Pool, valu
 			"SNP_"+id, id, periodEnd.Add(-time.Hour), periodEnd, value)
 		require.NoError(t, err)
 	}
-	require.NoError(t, dbsqlc.New().LeaderboardRefresh(ctx, pool, nil))
+	testfactory.RefreshLeaderboard(ctx, t, pool, nil)
 }
 
 func TestTopModels(t *testing.T) {

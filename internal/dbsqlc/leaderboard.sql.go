@@ -125,85 +125,33 @@ func (q *Queries) LeaderboardList(ctx context.Context, db DBTX, includeVirtual b
 	return items, nil
 }
 
-const leaderboardRankSet = `-- name: LeaderboardRankSet :execrows
-UPDATE leaderboard l SET rank = r.rank
-FROM (
-    SELECT lb.model_id, o.rank::integer AS rank
-    FROM leaderboard lb
-    LEFT JOIN unnest($1::text[]) WITH ORDINALITY AS o (model_id, rank) ON o.model_id = lb.model_id
-) r
-WHERE l.model_id = r.model_id
-  AND l.rank IS DISTINCT FROM r.rank
+const leaderboardRefresh = `-- name: LeaderboardRefresh :exec
+REFRESH MATERIALIZED VIEW CONCURRENTLY leaderboard
 `
 
-// LeaderboardRankSet replaces the ranks with a LEADERBOARD_RANKER's order: the given
-// models get 1..N in the order given, every other row none.
-func (q *Queries) LeaderboardRankSet(ctx context.Context, db DBTX, modelIds []string) (int64, error) {
-	result, err := db.Exec(ctx, leaderboardRankSet, modelIds)
-	if err != nil {
-		return 0, err
-	}
-	return result.RowsAffected(), nil
+// LeaderboardRefresh recomputes the leaderboard view. CONCURRENTLY: readers keep the
+// previous rows until it commits, never wait.
+func (q *Queries) LeaderboardRefresh(ctx context.Context, db DBTX) error {
+	_, err := db.Exec(ctx, leaderboardRefresh)
+	return err
 }
 
-const leaderboardRefresh = `-- name: LeaderboardRefresh :exec
-WITH fresh AS MATERIALIZED (
-    SELECT c.cruncher_id, c.cruncher_name, c.latest_period_end, c.metrics, c.model_id, c.model_name,
-           c.prediction_count, c.rank, c.ranking_direction, c.ranking_key, c.ranking_value, c.virtual
-    FROM leaderboard_compute(coalesce($1::timestamptz, now())) AS c
-),
-gone AS (
-    DELETE FROM leaderboard l
-    WHERE NOT EXISTS (SELECT 1 FROM fresh f WHERE f.model_id = l.model_id)
-)
-INSERT INTO leaderboard (
-    cruncher_id,
-    cruncher_name,
-    latest_period_end,
-    metrics,
-    model_id,
-    model_name,
-    prediction_count,
-    rank,
-    ranking_direction,
-    ranking_key,
-    ranking_value,
-    virtual
-)
-SELECT
-    f.cruncher_id,
-    f.cruncher_name,
-    f.latest_period_end,
-    f.metrics,
-    f.model_id,
-    f.model_name,
-    f.prediction_count,
-    f.rank,
-    f.ranking_direction,
-    f.ranking_key,
-    f.ranking_value,
-    f.virtual
-FROM fresh f
-ON CONFLICT (model_id) DO UPDATE SET
-    cruncher_id = EXCLUDED.cruncher_id,
-    cruncher_name = EXCLUDED.cruncher_name,
-    latest_period_end = EXCLUDED.latest_period_end,
-    metrics = EXCLUDED.metrics,
-    model_name = EXCLUDED.model_name,
-    prediction_count = EXCLUDED.prediction_count,
-    rank = EXCLUDED.rank,
-    ranking_direction = EXCLUDED.ranking_direction,
-    ranking_key = EXCLUDED.ranking_key,
-    ranking_value = EXCLUDED.ranking_value,
-    virtual = EXCLUDED.virtual
-WHERE (leaderboard.*) IS DISTINCT FROM (EXCLUDED.*)
+const leaderboardRefreshPrepare = `-- name: LeaderboardRefreshPrepare :exec
+UPDATE leaderboard_refresh SET
+    as_of = coalesce($1::timestamptz, now()),
+    ranks = $2::jsonb
+WHERE id
 `
 
-// LeaderboardRefresh rewrites the leaderboard table from leaderboard_compute: one upsert
-// that leaves unchanged rows alone, and a delete of the models that are no longer listed.
-// Readers keep seeing the previous rows until the transaction commits.
-func (q *Queries) LeaderboardRefresh(ctx context.Context, db DBTX, now *time.Time) error {
-	_, err := db.Exec(ctx, leaderboardRefresh, now)
+type LeaderboardRefreshPrepareParams struct {
+	Now   *time.Time      `json:"now"`
+	Ranks json.RawMessage `json:"ranks"`
+}
+
+// LeaderboardRefreshPrepare sets what the next refresh computes: the clock, and the
+// LEADERBOARD_RANKER's ranks ({model_id: rank}) or NULL for the SQL ranking.
+func (q *Queries) LeaderboardRefreshPrepare(ctx context.Context, db DBTX, arg *LeaderboardRefreshPrepareParams) error {
+	_, err := db.Exec(ctx, leaderboardRefreshPrepare, arg.Now, arg.Ranks)
 	return err
 }
 

@@ -210,3 +210,11 @@ func Score(ctx context.Context, t testing.TB, db dbsqlc.DBTX, opts *ScoreOpts) {
 	_, err := dbsqlc.New().ScoreCopy(ctx, db, []*dbsqlc.ScoreCopyParams{score})
 	require.NoError(t, err)
 }
+
+// RefreshLeaderboard refreshes the leaderboard view as of now (nil: the database's clock)
+// with the SQL ranking, as the refresh job does without a ranker.
+func RefreshLeaderboard(ctx context.Context, t testing.TB, db dbsqlc.DBTX, now *time.Time) {
+	t.Helper()
+	require.NoError(t, dbsqlc.New().LeaderboardRefreshPrepare(ctx, db, &dbsqlc.LeaderboardRefreshPrepareParams{Now: now}))
+	require.NoError(t, dbsqlc.New().LeaderboardRefresh(ctx, db))
+}

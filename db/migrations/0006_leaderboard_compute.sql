@@ -1,24 +1,18 @@
--- The leaderboard becomes a table that the leaderboard_refresh job writes, computed by
--- leaderboard_compute(as_of), for two reasons:
+-- A faster leaderboard view, and LEADERBOARD_RANKER applied to it.
 --
--- * Speed, independent of retention. The materialized view re-aggregated every overall
---   snapshot ever kept (the all-time prediction count needs them all), joined each to
---   every window and sorted the result: about 200 ms at 1,000 models × 7 days of hourly
+-- * Speed, independent of retention. 0004's view re-aggregated every overall snapshot
+--   ever kept (the all-time prediction count needs them all), joined each to every
+--   window and sorted the result: about 200 ms at 1,000 models × 7 days of hourly
 --   snapshots (JIT off, as the node runs), growing with snapshot retention (1.2 s at the
 --   default 90 days). Now the all-time totals are kept per model by triggers on
 --   snapshots (snapshot_totals), and only the snapshots inside the widest window are
 --   read, once, from a partial covering index, each put in the narrowest window that
 --   holds it (width_bucket) so one hash aggregate yields every window.
--- * A LEADERBOARD_RANKER may re-rank. The refresh job writes the ranker's ranks into the
---   same table in the same transaction, so everyone who reads `leaderboard` (the report
---   API, the history, a psql user) sees the ranking in force. `leaderboard_live` is the
---   SQL definition computed at the time of the query, with the SQL ranking.
---
---     SELECT * FROM leaderboard ORDER BY rank;       -- what the node serves
---     SELECT * FROM leaderboard_live ORDER BY rank;  -- recomputed now, SQL ranking
---
--- Readers never block: the job replaces rows with one upsert (unchanged rows are left
--- alone) and a delete of models that left, inside its transaction.
+-- * A LEADERBOARD_RANKER may re-rank. The refresh job stores the ranker's ranks (and the
+--   clock they were computed for) in leaderboard_refresh before it refreshes the view, and
+--   the view takes its ranks from there, so everyone who reads `leaderboard` (the report
+--   API, the history, a psql user running `SELECT * FROM leaderboard ORDER BY rank`) sees
+--   the ranking in force.
 
 -- +goose Up
 -- Per-model totals of the overall snapshots (scope_key ''). Triggers keep them exact
@@ -109,24 +103,18 @@ CREATE INDEX snapshots_overall_unvalued_idx ON snapshots (period_end)
 
 DROP MATERIALIZED VIEW leaderboard;
 
--- The leaderboard the node serves: leaderboard_compute's rows as of the last refresh, with
--- the LEADERBOARD_RANKER's ranks when one is configured.
-CREATE TABLE leaderboard (
-    model_id          text PRIMARY KEY,
-    model_name        text NOT NULL,
-    cruncher_id       text NOT NULL,
-    cruncher_name     text NOT NULL,
-    virtual           boolean NOT NULL,
-    metrics           jsonb NOT NULL,
-    prediction_count  bigint NOT NULL,
-    latest_period_end timestamptz NOT NULL,
-    ranking_key       text NOT NULL,
-    ranking_direction text NOT NULL,
-    ranking_value     double precision,
-    rank              integer
+-- What the last refresh computed the leaderboard for: its clock (as_of; a parameter so
+-- tests can pin it) and, when a LEADERBOARD_RANKER ranked it, the ranker's ranks as
+-- {model_id: rank}; a model missing from ranks is unranked. NULL ranks: the SQL ranking.
+CREATE TABLE leaderboard_refresh (
+    id    boolean PRIMARY KEY DEFAULT true CHECK (id),
+    as_of timestamptz NOT NULL DEFAULT now(),
+    ranks jsonb
 );
+INSERT INTO leaderboard_refresh DEFAULT VALUES;
 
--- leaderboard_compute returns one row per model that has at least one overall snapshot:
+-- The leaderboard: one row per model that has at least one overall snapshot, as of the
+-- last refresh (leaderboard_refresh.as_of):
 --   metrics         the latest snapshot's fields, overlaid with one value per configured
 --                   window: the prediction-count-weighted mean of value_field over the
 --                   model's snapshots whose period ends inside the window (as_of minus
@@ -138,18 +126,17 @@ CREATE TABLE leaderboard (
 --                   NULL for virtual models (ensembles), models with fewer than
 --                   min_predictions_to_rank predictions, and models without a ranking
 --                   value
--- Its rows have the leaderboard table's type; as_of is a parameter so that tests can pin
--- the clock.
--- +goose StatementBegin
-CREATE FUNCTION leaderboard_compute(as_of timestamptz) RETURNS SETOF leaderboard
-LANGUAGE sql STABLE AS $$
+CREATE MATERIALIZED VIEW leaderboard AS
 WITH settings AS MATERIALIZED (
     SELECT * FROM leaderboard_settings WHERE id
 ),
+clock AS MATERIALIZED (
+    SELECT as_of, ranks FROM leaderboard_refresh WHERE id
+),
 windows AS MATERIALIZED (
     SELECT w.value ->> 'name' AS name,
-           as_of - make_interval(secs => (w.value ->> 'seconds')::integer) AS since
-    FROM settings, jsonb_array_elements(settings.windows) AS w
+           clock.as_of - make_interval(secs => (w.value ->> 'seconds')::integer) AS since
+    FROM settings, clock, jsonb_array_elements(settings.windows) AS w
 ),
 -- The window starts, oldest first: width_bucket puts a snapshot in bucket i when it ends
 -- at or after the i-th start, so it belongs to the windows at positions 1..i.
@@ -232,35 +219,34 @@ ranked AS (
             AND jsonb_typeof(e.metrics -> st.ranking_key) = 'number') AS rankable
     FROM entries e, settings st
 )
-SELECT model_id,
-       model_name,
-       cruncher_id,
-       cruncher_name,
-       virtual,
-       metrics,
-       prediction_count,
-       latest_period_end,
-       ranking_key,
-       ranking_direction,
-       ranking_value,
-       (CASE WHEN rankable THEN
-           row_number() OVER (
-               PARTITION BY rankable
-               ORDER BY CASE WHEN ranking_direction = 'desc' THEN -ranking_value ELSE ranking_value END,
-                        model_id)
+SELECT r.model_id,
+       r.model_name,
+       r.cruncher_id,
+       r.cruncher_name,
+       r.virtual,
+       r.metrics,
+       r.prediction_count,
+       r.latest_period_end,
+       r.ranking_key,
+       r.ranking_direction,
+       r.ranking_value,
+       -- The LEADERBOARD_RANKER's ranks when it ranked this refresh (a model it left out
+       -- is unranked), else the SQL ranking.
+       (CASE
+           WHEN clock.ranks IS NOT NULL THEN (clock.ranks ->> r.model_id)::integer
+           WHEN r.rankable THEN
+               row_number() OVER (
+                   PARTITION BY r.rankable
+                   ORDER BY CASE WHEN r.ranking_direction = 'desc' THEN -r.ranking_value ELSE r.ranking_value END,
+                            r.model_id)
        END)::integer AS rank
-FROM ranked
-$$;
--- +goose StatementEnd
-
-CREATE VIEW leaderboard_live AS SELECT * FROM leaderboard_compute(now());
-
-INSERT INTO leaderboard SELECT * FROM leaderboard_live;
+FROM ranked r, clock;
+-- REFRESH … CONCURRENTLY needs a unique index on plain columns.
+CREATE UNIQUE INDEX leaderboard_model_id_idx ON leaderboard (model_id);
 
 -- +goose Down
-DROP VIEW leaderboard_live;
-DROP FUNCTION leaderboard_compute(timestamptz);
-DROP TABLE leaderboard;
+DROP MATERIALIZED VIEW leaderboard;
+DROP TABLE leaderboard_refresh;
 DROP INDEX snapshots_overall_unvalued_idx;
 DROP INDEX snapshots_overall_window_idx;
 DROP TRIGGER snapshot_totals_truncate ON snapshots;
