@@ -23,6 +23,7 @@ import (
 	"github.com/riverqueue/river/rivermigrate"
 
 	"github.com/crunchnode/crunch-node/db"
+	"github.com/crunchnode/crunch-node/internal/postgres"
 )
 
 // ServerURL is the server tests create their databases on: TEST_DATABASE_URL, or the local
@@ -111,10 +112,12 @@ func NewPool(t testing.TB) *pgxpool.Pool {
 }
 
 // Connect returns a pool on a database from NewURL, closed when the test ends: for tests
-// that give the URL to a process they start and look at the database themselves.
+// that give the URL to a process they start and look at the database themselves. It is
+// the node's own kind of pool (JIT off), so tests and benchmarks run queries as the node
+// does.
 func Connect(t testing.TB, url string) *pgxpool.Pool {
 	t.Helper()
-	pool, err := pgxpool.New(context.Background(), url)
+	pool, err := postgres.NewPool(context.Background(), url, postgres.PoolOptions{})
 	if err != nil {
 		t.Fatalf("connecting to the test database: %v", err)
 	}
