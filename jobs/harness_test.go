@@ -29,6 +29,13 @@ type testBundle struct {
 // decides what runs.
 func setupRiver(t testing.TB, cfg *config.Config, mutate func(*Deps)) *testBundle {
 	t.Helper()
+	return setupRiverPolling(t, cfg, mutate, 50*time.Millisecond)
+}
+
+// setupRiverPolling is setupRiver with the given fetch poll interval; a long one makes
+// jobs depend on insert notifications alone to be picked up.
+func setupRiverPolling(t testing.TB, cfg *config.Config, mutate func(*Deps), poll time.Duration) *testBundle {
+	t.Helper()
 	ctx := context.Background()
 	pool := dbtest.NewPool(t)
 	if cfg == nil {
@@ -43,8 +50,7 @@ func setupRiver(t testing.TB, cfg *config.Config, mutate func(*Deps)) *testBundl
 	require.NoError(t, SyncConfig(ctx, pool, cfg, deps.Logger))
 	riverConfig := ClientConfig(deps, AllRoles)
 	riverConfig.PeriodicJobs = nil
-	riverConfig.FetchCooldown = 5 * time.Millisecond
-	riverConfig.FetchPollInterval = 50 * time.Millisecond
+	riverConfig.FetchPollInterval = poll
 	client, err := river.NewClient(riverpgxv5.New(pool), riverConfig)
 	require.NoError(t, err)
 	events, cancel := client.Subscribe(river.EventKindJobCompleted, river.EventKindJobFailed, river.EventKindJobCancelled)

@@ -109,7 +109,7 @@ const localModelsYAML = `models:
 `
 
 // helperRuntime runs this test binary as a model host (see TestMain).
-func helperRuntime(t *testing.T) CommandFunc {
+func helperRuntime(t testing.TB) CommandFunc {
 	t.Helper()
 	goRuntime := GoRuntime(os.Args[0])
 	return func(m LocalModel, port int) (*exec.Cmd, error) {
