@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"slices"
 	"strings"
 	"sync"
 
@@ -185,7 +184,7 @@ func (m *exampleModel) feedUpdate(_ context.Context, args []any, _ map[string]an
 		}
 	}
 	if len(s) > maxHistory {
-		s = slices.Clone(s[len(s)-maxHistory:])
+		s = append(s[:0], s[len(s)-maxHistory:]...) // in place: the next tick grows it again
 	}
 	m.series[symbol] = s
 	return nil, nil

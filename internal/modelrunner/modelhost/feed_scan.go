@@ -3,6 +3,7 @@ package modelhost
 import (
 	"bytes"
 	"errors"
+	"slices"
 	"strconv"
 	"unicode/utf8"
 
@@ -29,7 +30,9 @@ func scanFeed(data []byte) (symbol string, points []point, ok bool) {
 	if !utf8.Valid(data) {
 		return "", nil, false
 	}
-	s := feedScanner{data: data}
+	// Every row is an object: their count bounds the points, so the rows are
+	// read into one allocation.
+	s := feedScanner{data: data, rowsCap: bytes.Count(data, []byte("{"))}
 	var candles, ticks []point
 	var subject string
 	s.space()
@@ -65,9 +68,14 @@ func scanFeed(data []byte) (symbol string, points []point, ok bool) {
 	if s.pos != len(s.data) {
 		return "", nil, false
 	}
-	points = make([]point, 0, len(candles)+len(ticks))
-	points = append(points, candles...)
-	points = append(points, ticks...)
+	switch {
+	case len(ticks) == 0:
+		points = candles
+	case len(candles) == 0:
+		points = ticks
+	default:
+		points = append(slices.Clip(candles), ticks...)
+	}
 	if symbol == "" {
 		symbol = subject
 	}
@@ -75,8 +83,9 @@ func scanFeed(data []byte) (symbol string, points []point, ok bool) {
 }
 
 type feedScanner struct {
-	data []byte
-	pos  int
+	data    []byte
+	pos     int
+	rowsCap int
 }
 
 // member moves to the next member of an object whose '{' is consumed and
@@ -126,7 +135,7 @@ func (s *feedScanner) rows(field string) ([]point, error) {
 	if !s.consume('[') {
 		return nil, s.skip(1)
 	}
-	out := []point{}
+	out := make([]point, 0, s.rowsCap)
 	for first := true; ; first = false {
 		done, err := s.element(first)
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -54,7 +55,7 @@ func TestScanFeedMatchesGeneric(t *testing.T) {
 		if ok {
 			wantSymbol, wantPoints := genericFeed(t, []byte(tt.doc))
 			require.Equal(t, wantSymbol, symbol, tt.doc)
-			require.Equal(t, wantPoints, points, tt.doc)
+			require.Equal(t, wantPoints, slices.Clip(append([]point{}, points...)), tt.doc)
 		}
 	}
 }
@@ -70,7 +71,7 @@ func FuzzScanFeed(f *testing.F) {
 		}
 		wantSymbol, wantPoints := genericFeed(t, doc)
 		require.Equal(t, wantSymbol, symbol)
-		require.Equal(t, wantPoints, points)
+		require.Equal(t, wantPoints, slices.Clip(append([]point{}, points...)))
 	})
 }
 
@@ -81,7 +82,8 @@ func genericFeed(t *testing.T, doc []byte) (string, []point) {
 	require.NoError(t, err, "the fast path took a document the generic decoder refuses")
 	m, ok := v.(map[string]any)
 	require.True(t, ok, "the fast path took a document that is not an object")
-	return feedFromMap(m)
+	symbol, points := feedFromMap(m)
+	return symbol, slices.Clip(append([]point{}, points...)) // nil and empty alike
 }
 
 // TestMergeOrderedMatchesMerge checks the one-pass merge against merging the
