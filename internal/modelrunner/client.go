@@ -135,7 +135,7 @@ type ClientOptions struct {
 	// MODEL_RUNNER_TIMEOUT_SECONDS.
 	CallTimeout time.Duration
 
-	// ConnectTimeout bounds waiting for both channels to connect, per Setup
+	// ConnectTimeout bounds waiting for the main channel to connect, per Setup
 	// attempt. Default 10s.
 	ConnectTimeout time.Duration
 
@@ -434,15 +434,17 @@ func (c *Client) setupWithRetries(ctx context.Context) error {
 
 func (c *Client) setupOnce(ctx context.Context) error {
 	c.mu.Lock()
-	conn, healthConn, stub := c.conn, c.healthConn, c.stub
+	conn, stub := c.conn, c.stub
 	c.mu.Unlock()
 
+	// Only the main channel: the health channel connects on its first check,
+	// which few models ever need. Idle, its connection would cost goroutines
+	// and buffers on both sides for every model, and stack scanning in every
+	// garbage collection of a node with hundreds of models.
 	connectCtx, cancel := context.WithTimeout(ctx, c.opts.ConnectTimeout)
 	defer cancel()
-	for _, cc := range []*grpc.ClientConn{conn, healthConn} {
-		if err := waitConnected(connectCtx, cc); err != nil {
-			return fmt.Errorf("connecting to %s: %w", c.info.Addr(), err)
-		}
+	if err := waitConnected(connectCtx, conn); err != nil {
+		return fmt.Errorf("connecting to %s: %w", c.info.Addr(), err)
 	}
 
 	setupCtx, cancel := context.WithTimeout(ctx, c.opts.SetupTimeout)
