@@ -51,7 +51,7 @@ func BenchmarkCallFanout100(b *testing.B) {
 			b.Fatal(err)
 		}
 		src, err := NewLocalSource(LocalOptions{
-			File: path, PollInterval: -1, Runtimes: map[string]CommandFunc{"go": helperRuntime(b)}, StartTimeout: time.Minute,
+			File: path, Logger: testLogger(), PollInterval: -1, Runtimes: map[string]CommandFunc{"go": helperRuntime(b)}, StartTimeout: time.Minute,
 		})
 		if err != nil {
 			b.Fatal(err)
@@ -78,7 +78,13 @@ func benchmarkFanout(b *testing.B, r *Runner, n int) {
 	for countReady(r) < n {
 		select {
 		case <-deadline:
-			b.Fatalf("only %d of %d models ready", countReady(r), n)
+			var notReady []string
+			for _, m := range r.Models() {
+				if m.Stats.State != ClientReady {
+					notReady = append(notReady, fmt.Sprintf("%s %s", m.Info.ID, m.Stats.State))
+				}
+			}
+			b.Fatalf("only %d of %d models ready; not ready: %v", countReady(r), n, notReady)
 		case <-poll.C:
 		}
 	}
