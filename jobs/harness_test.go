@@ -29,13 +29,20 @@ type testBundle struct {
 // decides what runs.
 func setupRiver(t testing.TB, cfg *config.Config, mutate func(*Deps)) *testBundle {
 	t.Helper()
+	return setupRiverPolling(t, cfg, mutate, 50*time.Millisecond)
+}
+
+// setupRiverPolling is setupRiver with the given fetch poll interval; a long one makes
+// jobs depend on insert notifications alone to be picked up.
+func setupRiverPolling(t testing.TB, cfg *config.Config, mutate func(*Deps), poll time.Duration) *testBundle {
+	t.Helper()
 	pool := dbtest.NewPool(t)
-	return setupRiverPools(t, pool, pool, cfg, mutate)
+	return setupRiverPools(t, pool, pool, cfg, mutate, poll)
 }
 
 // setupRiverPools is setupRiver on pools the test made: the application's (Deps.Pool) and
 // River's own, as a node has them.
-func setupRiverPools(t testing.TB, pool, riverPool *pgxpool.Pool, cfg *config.Config, mutate func(*Deps)) *testBundle {
+func setupRiverPools(t testing.TB, pool, riverPool *pgxpool.Pool, cfg *config.Config, mutate func(*Deps), poll time.Duration) *testBundle {
 	t.Helper()
 	ctx := context.Background()
 	if cfg == nil {
@@ -50,8 +57,7 @@ func setupRiverPools(t testing.TB, pool, riverPool *pgxpool.Pool, cfg *config.Co
 	require.NoError(t, SyncConfig(ctx, pool, cfg, deps.Logger))
 	riverConfig := ClientConfig(deps, AllRoles)
 	riverConfig.PeriodicJobs = nil
-	riverConfig.FetchCooldown = 5 * time.Millisecond
-	riverConfig.FetchPollInterval = 50 * time.Millisecond
+	riverConfig.FetchPollInterval = poll
 	client, err := river.NewClient(riverpgxv5.New(riverPool), riverConfig)
 	require.NoError(t, err)
 	events, cancel := client.Subscribe(river.EventKindJobCompleted, river.EventKindJobFailed, river.EventKindJobCancelled)

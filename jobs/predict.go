@@ -100,32 +100,56 @@ func (w *PredictWorker) Work(ctx context.Context, job *river.Job[PredictArgs]) e
 	if err != nil {
 		return fmt.Errorf("encoding input: %w", err)
 	}
-	inputBuilt := time.Now()
-
-	p.Runner.Call(ctx, "feed_update", json.RawMessage(inputJSON))
-	feedUpdated := time.Now()
-
+	feedUpdate, err := modelrunner.Prepare("feed_update", json.RawMessage(inputJSON))
+	if err != nil {
+		return fmt.Errorf("encoding feed_update: %w", err)
+	}
 	args, err := predict.Arguments(cfg.Crunch.CallMethod.Args, scope)
 	if err != nil {
 		return fmt.Errorf("building arguments of %s: %w", schedule.ScopeKey, err)
 	}
-	results, err := p.Runner.Call(ctx, cfg.Crunch.CallMethod.Method, args...)
+	call, err := modelrunner.Prepare(cfg.Crunch.CallMethod.Method, args...)
 	if err != nil {
 		return fmt.Errorf("calling %s: %w", cfg.Crunch.CallMethod.Method, err)
 	}
+	inputBuilt := time.Now()
+
+	// The model list is only needed for the ABSENT rows: read it while the
+	// models compute.
+	type modelList struct {
+		models []*dbsqlc.Model
+		err    error
+	}
+	knownCh := make(chan modelList, 1)
+	go func() {
+		models, err := queries.ModelList(ctx, w.deps.Pool, false)
+		knownCh <- modelList{models, err}
+	}()
+
+	// Each model gets its feed_update and then, as soon as it has answered,
+	// its predict: no model waits for the slowest feed_update of the others.
+	answers := p.Runner.CallSequence(ctx, feedUpdate, call)
 	predicted := time.Now()
+	results := answers[1]
+	// feed_update's stage is until the last model answered it; the rest of
+	// the calls' time is model execution.
+	var feedUpdateTook time.Duration
+	for _, r := range answers[0] {
+		feedUpdateTook = max(feedUpdateTook, r.ExecTime)
+	}
+	feedUpdated := inputBuilt.Add(min(feedUpdateTook, predicted.Sub(inputBuilt)))
 
 	outcomes := make([]predict.Outcome, 0, len(results))
-	answered := map[string]bool{}
+	answered := make(map[string]bool, len(results))
 	for _, result := range results {
 		outcomes = append(outcomes, predict.Classify(ctx, result, p.Validator, tick))
 		answered[result.Model.ID] = true
 	}
-	known, err := queries.ModelList(ctx, w.deps.Pool, false)
-	if err != nil {
-		return fmt.Errorf("listing models: %w", err)
+	known := <-knownCh
+	if known.err != nil {
+		return fmt.Errorf("listing models: %w", known.err)
 	}
-	for _, m := range known {
+	for _, m := range known.models {
 		if m.State == string(modelrunner.StateRunning) && !answered[m.ID] {
 			outcomes = append(outcomes, predict.Outcome{
 				ModelID: m.ID, Status: predict.StatusAbsent, Output: map[string]any{},
@@ -142,7 +166,7 @@ func (w *PredictWorker) Work(ctx context.Context, job *river.Job[PredictArgs]) e
 		"job_scheduled_at":     job.ScheduledAt,
 		"pickup_delay_us":      started.Sub(job.ScheduledAt).Microseconds(),
 		"models_called":        len(results),
-		"models_dispatched_at": feedUpdated.UTC(),
+		"models_dispatched_at": inputBuilt.UTC(),
 		"models_completed_at":  predicted.UTC(),
 		"input_window_records": len(window),
 	}

@@ -151,7 +151,7 @@ func TestPredictSurvivesDatabaseOutage(t *testing.T) {
 			watch := newLogWatch(d.Logger.Handler(), restoreAfter)
 			o.completerFailed = watch.seen
 			d.Logger = slog.New(watch)
-		})
+		}, 50*time.Millisecond)
 		require.NoError(t, MirrorModels(ctx, o.direct, models))
 		o.args = seedTick(ctx, t, o.direct)
 		return o

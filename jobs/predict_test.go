@@ -288,3 +288,28 @@ func TestPredictWorkerCallables(t *testing.T) {
 		}, got["m-echo"], "the echo model answered the builder's last_close, which the validator rejected")
 	})
 }
+
+// TestPredictPickup checks that a tick enqueued right after another starts at once. River
+// sends one insert notification per queue per client fetch cooldown (100 ms by default);
+// a job whose notification was skipped waited for the next fetch poll, a second later.
+// The client here polls once a minute, so only notifications and the predict queue's own
+// poll can start the jobs.
+func TestPredictPickup(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	// No model runner: each tick fails at once, which is enough to see it start.
+	b := setupRiverPolling(t, nil, nil, time.Minute)
+	schedules, err := dbsqlc.New().ScheduleListActive(ctx, b.pool)
+	require.NoError(t, err)
+	require.NotEmpty(t, schedules)
+
+	slot := time.Now().UTC().Truncate(time.Minute)
+	for i := range 3 { // as several subjects' feed polls commit in quick succession
+		inserted := time.Now()
+		job, err := b.client.Insert(ctx, PredictArgs{ConfigID: schedules[0].ID, SlotAt: slot.Add(time.Duration(i) * time.Second)}, nil)
+		require.NoError(t, err)
+		event := b.waitJob(t, job.Job.ID)
+		require.Equal(t, river.EventKindJobFailed, event.Kind)
+		require.Less(t, time.Since(inserted), 500*time.Millisecond, "tick %d was not picked up promptly", i)
+	}
+}

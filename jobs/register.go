@@ -133,9 +133,10 @@ func Queues(roles Roles) map[string]river.QueueConfig {
 		queues[QueueFeed] = river.QueueConfig{MaxWorkers: 20}
 	}
 	if roles.Has(RolePredict) {
-		// A short cooldown keeps the feed-to-predict hop in single milliseconds (River's
-		// default of 100 ms would dominate the hot path; reference stack-facts).
-		queues[QueuePredict] = river.QueueConfig{MaxWorkers: 20, FetchCooldown: 2 * time.Millisecond}
+		// Insert notifications start a tick at once; the poll bounds the wait of one
+		// whose notification River skipped (inserted within the fetch cooldown of
+		// another) or lost (the listener reconnecting): River's default is a second.
+		queues[QueuePredict] = river.QueueConfig{MaxWorkers: 20, FetchPollInterval: 100 * time.Millisecond}
 	}
 	if roles.Has(RoleScore) {
 		queues[QueueScore] = river.QueueConfig{MaxWorkers: 10}
@@ -165,6 +166,15 @@ func ClientConfig(deps *Deps, roles Roles) *river.Config {
 	Register(workers, deps)
 	rescueAfter := deps.Config.JobRescueAfter()
 	config := &river.Config{
+		// A short cooldown keeps the feed-to-predict hop in single milliseconds (River's
+		// default of 100 ms would dominate the hot path; reference stack-facts). It must
+		// be the client's, not only the predict queue's: River also sends at most one
+		// insert notification per queue per client FetchCooldown, so with the default a
+		// predict job inserted soon after another (two subjects' feed polls committing
+		// together) would not be announced and would wait for the next fetch poll, a
+		// second later. The other queues see few jobs; a short cooldown only makes them
+		// more responsive.
+		FetchCooldown:        2 * time.Millisecond,
 		Logger:               deps.Logger.With(slog.String("component", "river")),
 		SkipUnknownJobCheck:  true,
 		JobTimeout:           min(5*time.Minute, rescueAfter/2),

@@ -4,7 +4,10 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -14,26 +17,74 @@ import (
 )
 
 // BenchmarkCallFanout100 measures one fan-out of predict to 100 trivial
-// models, each its own host on loopback TCP in this process. The budget is
-// p99 ≤ 5 ms. Run with:
+// models over loopback TCP. The budget is p99 ≤ 5 ms. Two set-ups:
+//
+//   - hosts=goroutines: each model is a host served by this process, so
+//     cpu-ms/op is the client's and the 100 servers' CPU together;
+//   - hosts=processes: each model is its own model-server process started by
+//     LocalSource, as `crunch-node dev` runs them, so cpu-ms/op is the
+//     client's alone.
+//
+// Run with:
 //
 //	go test -run '^$' -bench BenchmarkCallFanout100 -benchtime 2000x ./internal/modelrunner/
 func BenchmarkCallFanout100(b *testing.B) {
 	const n = 100
-	models := make([]ModelInfo, n)
-	for i := range models {
-		models[i], _ = startTCPHost(b, fmt.Sprintf("m%03d", i), "constant", modelhost.Faults{})
-	}
-	r := NewRunner(RunnerOptions{Client: ClientOptions{CallTimeout: 5 * time.Second}, Logger: slog.New(slog.DiscardHandler)})
-	defer r.Close()
-	r.Update(models)
-	deadline := time.After(30 * time.Second)
+	b.Run("hosts=goroutines", func(b *testing.B) {
+		models := make([]ModelInfo, n)
+		for i := range models {
+			models[i], _ = startTCPHost(b, fmt.Sprintf("m%03d", i), "constant", modelhost.Faults{})
+		}
+		r := NewRunner(RunnerOptions{Client: ClientOptions{CallTimeout: 5 * time.Second}, Logger: slog.New(slog.DiscardHandler)})
+		defer r.Close()
+		r.Update(models)
+		benchmarkFanout(b, r, n)
+	})
+	b.Run("hosts=processes", func(b *testing.B) {
+		var file strings.Builder
+		file.WriteString("models:\n")
+		for i := range n {
+			fmt.Fprintf(&file, "  - {id: m%03d, model_name: constant, cruncher_id: c%03d, desired_state: RUNNING, runtime: go, model: constant}\n", i, i)
+		}
+		path := filepath.Join(b.TempDir(), "models.dev.yml")
+		if err := os.WriteFile(path, []byte(file.String()), 0o600); err != nil {
+			b.Fatal(err)
+		}
+		src, err := NewLocalSource(LocalOptions{
+			File: path, Logger: testLogger(), PollInterval: -1, Runtimes: map[string]CommandFunc{"go": helperRuntime(b)}, StartTimeout: time.Minute,
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		r := NewRunner(RunnerOptions{Client: ClientOptions{CallTimeout: 5 * time.Second}, Logger: slog.New(slog.DiscardHandler)})
+		defer r.Close()
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- r.Run(ctx, src, nil) }()
+		defer func() {
+			cancel()
+			if err := <-done; err != nil {
+				b.Error(err)
+			}
+		}()
+		benchmarkFanout(b, r, n)
+	})
+}
+
+func benchmarkFanout(b *testing.B, r *Runner, n int) {
+	deadline := time.After(time.Minute)
 	poll := time.NewTicker(10 * time.Millisecond)
 	defer poll.Stop()
 	for countReady(r) < n {
 		select {
 		case <-deadline:
-			b.Fatalf("only %d of %d models ready", countReady(r), n)
+			var notReady []string
+			for _, m := range r.Models() {
+				if m.Stats.State != ClientReady {
+					notReady = append(notReady, fmt.Sprintf("%s %s", m.Info.ID, m.Stats.State))
+				}
+			}
+			b.Fatalf("only %d of %d models ready; not ready: %v", countReady(r), n, notReady)
 		case <-poll.C:
 		}
 	}
@@ -41,9 +92,13 @@ func BenchmarkCallFanout100(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	call, err := PrepareCall("predict", args, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
 	ctx := context.Background()
 	for range 20 { // warm connections and pools
-		r.CallEncoded(ctx, "predict", args, nil)
+		r.CallPrepared(ctx, call)
 	}
 
 	latencies := make([]time.Duration, 0, b.N)
@@ -52,7 +107,7 @@ func BenchmarkCallFanout100(b *testing.B) {
 	b.ResetTimer()
 	for b.Loop() {
 		start := time.Now()
-		results := r.CallEncoded(ctx, "predict", args, nil)
+		results := r.CallPrepared(ctx, call)
 		latencies = append(latencies, time.Since(start))
 		if len(results) != n || results[n-1].Status != StatusSuccess {
 			b.Fatalf("got %d results, last %+v", len(results), results[len(results)-1])

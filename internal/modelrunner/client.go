@@ -14,9 +14,13 @@ import (
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/encoding"
+	grpcproto "google.golang.org/grpc/encoding/proto"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/crunchnode/crunch-node/internal/modelrunner/mrpb"
 	"github.com/crunchnode/crunch-node/internal/modelrunner/variant"
@@ -131,7 +135,7 @@ type ClientOptions struct {
 	// MODEL_RUNNER_TIMEOUT_SECONDS.
 	CallTimeout time.Duration
 
-	// ConnectTimeout bounds waiting for both channels to connect, per Setup
+	// ConnectTimeout bounds waiting for the main channel to connect, per Setup
 	// attempt. Default 10s.
 	ConnectTimeout time.Duration
 
@@ -287,7 +291,12 @@ func (c *Client) dialLocked() error {
 			Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
 			MinConnectTimeout: c.opts.ConnectTimeout,
 		}),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(c.opts.MaxResponseBytes)),
+		// The deadline, wait-for-ready and the answer size limit of Call come
+		// from the service config rather than from per-call options and a
+		// context.WithTimeout per call: grpc then derives the call's context
+		// with the deadline itself instead of adding one more layer, which
+		// saves a timer and several allocations per call.
+		grpc.WithDefaultServiceConfig(serviceConfig(c.opts)),
 		// Fixed flow-control windows turn off BDP estimation, whose pings
 		// add a round of writes to most calls; answers are small and the
 		// windows cover the largest allowed one.
@@ -425,15 +434,17 @@ func (c *Client) setupWithRetries(ctx context.Context) error {
 
 func (c *Client) setupOnce(ctx context.Context) error {
 	c.mu.Lock()
-	conn, healthConn, stub := c.conn, c.healthConn, c.stub
+	conn, stub := c.conn, c.stub
 	c.mu.Unlock()
 
+	// Only the main channel: the health channel connects on its first check,
+	// which few models ever need. Idle, its connection would cost goroutines
+	// and buffers on both sides for every model, and stack scanning in every
+	// garbage collection of a node with hundreds of models.
 	connectCtx, cancel := context.WithTimeout(ctx, c.opts.ConnectTimeout)
 	defer cancel()
-	for _, cc := range []*grpc.ClientConn{conn, healthConn} {
-		if err := waitConnected(connectCtx, cc); err != nil {
-			return fmt.Errorf("connecting to %s: %w", c.info.Addr(), err)
-		}
+	if err := waitConnected(connectCtx, conn); err != nil {
+		return fmt.Errorf("connecting to %s: %w", c.info.Addr(), err)
 	}
 
 	setupCtx, cancel := context.WithTimeout(ctx, c.opts.SetupTimeout)
@@ -468,11 +479,92 @@ func waitConnected(ctx context.Context, conn *grpc.ClientConn) error {
 	}
 }
 
+// serviceConfig is the gRPC service config of a model's main channel: Call
+// gets CallTimeout as its deadline and waits for the channel to be ready (as
+// the Python client's wait_for_ready=True), and every method's answer is
+// limited to MaxResponseBytes.
+func serviceConfig(opts ClientOptions) string {
+	return fmt.Sprintf(`{"methodConfig": [
+		{"name": [{"service": %[1]q}], "maxResponseMessageBytes": %[2]d},
+		{"name": [{"service": %[1]q, "method": "Call"}], "maxResponseMessageBytes": %[2]d, "timeout": "%.9[3]fs", "waitForReady": true}
+	]}`, serviceName, opts.MaxResponseBytes, opts.CallTimeout.Seconds())
+}
+
+// serviceName is the gRPC service of the model runner protocol.
+const serviceName = "dynamic_subclass.DynamicSubclassService"
+
+// PreparedCall is one method call with its arguments already marshalled, so
+// that a fan-out encodes the request once instead of once per model. Each
+// model receives exactly the bytes grpc's own proto codec would have sent.
+type PreparedCall struct {
+	method string
+	data   mem.BufferSlice // a marshalled mrpb.CallRequest; read-only, shared
+}
+
+// PrepareCall marshals a call of method with pre-encoded arguments (see
+// variant.Args).
+func PrepareCall(method string, args []*mrpb.Argument, kwargs []*mrpb.KwArgument) (*PreparedCall, error) {
+	b, err := proto.Marshal(&mrpb.CallRequest{MethodName: method, MethodArguments: args, MethodKwArguments: kwargs})
+	if err != nil {
+		return nil, fmt.Errorf("encoding call of %s: %w", method, err)
+	}
+	return &PreparedCall{method: method, data: mem.BufferSlice{mem.SliceBuffer(b)}}, nil
+}
+
+// Prepare encodes positional arguments (see variant.Encode for the accepted
+// Go types) and prepares a call of method with them.
+func Prepare(method string, args ...any) (*PreparedCall, error) {
+	encoded, err := variant.Args(args...)
+	if err != nil {
+		return nil, err
+	}
+	return PrepareCall(method, encoded, nil)
+}
+
+// preparedCodec sends a PreparedCall's bytes as they are and handles every
+// other message with grpc's proto codec. Its empty name keeps the request's
+// content-type "application/grpc", as with the default codec: the wire is
+// unchanged.
+type preparedCodec struct{}
+
+var protoCodec = encoding.GetCodecV2(grpcproto.Name)
+
+func (preparedCodec) Marshal(v any) (mem.BufferSlice, error) {
+	if p, ok := v.(*PreparedCall); ok {
+		// SliceBuffer's Ref and Free do nothing, so every call can send the
+		// same slice concurrently.
+		return p.data, nil
+	}
+	return protoCodec.Marshal(v)
+}
+
+func (preparedCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	return protoCodec.Unmarshal(data, v)
+}
+
+func (preparedCodec) Name() string { return "" }
+
+// callOptions are the options of every Call RPC; the deadline, wait-for-ready
+// and size limit are in the service config.
+var callOptions = []grpc.CallOption{grpc.StaticMethod(), grpc.ForceCodecV2(preparedCodec{})}
+
 // Call invokes method on the model with pre-encoded arguments (see
 // variant.Args), applying the deadline, the one-call-in-flight rule, the
 // cooldown and the failure/timeout bookkeeping. It never returns an error:
 // every outcome is a Result, so one bad model cannot fail a fan-out.
 func (c *Client) Call(ctx context.Context, method string, args []*mrpb.Argument, kwargs []*mrpb.KwArgument) Result {
+	call, err := PrepareCall(method, args, kwargs)
+	if err != nil {
+		// Our request is wrong, not the model: nothing is counted.
+		return Result{Model: c.Info(), Status: StatusFailed, Code: CodeInvalidArgument, Err: c.wrap(method, err)}
+	}
+	return c.CallPrepared(ctx, call)
+}
+
+// CallPrepared is Call with a prepared request, which a fan-out shares between
+// all its models.
+func (c *Client) CallPrepared(ctx context.Context, call *PreparedCall) Result {
+	method := call.method
 	start := c.opts.Now()
 	c.mu.Lock()
 	res := Result{Model: c.info}
@@ -488,7 +580,7 @@ func (c *Client) Call(ctx context.Context, method string, args []*mrpb.Argument,
 		c.mu.Unlock()
 		return res
 	}
-	stub := c.stub
+	conn := c.conn
 	c.mu.Unlock()
 
 	if !c.inflight.TryLock() {
@@ -498,9 +590,8 @@ func (c *Client) Call(ctx context.Context, method string, args []*mrpb.Argument,
 		res.Status, res.Err = StatusTimeout, c.wrap(method, ErrBusy)
 		return res
 	}
-	callCtx, cancel := context.WithTimeout(ctx, c.opts.CallTimeout)
-	resp, err := stub.Call(callCtx, &mrpb.CallRequest{MethodName: method, MethodArguments: args, MethodKwArguments: kwargs}, grpc.WaitForReady(true))
-	cancel()
+	resp := new(mrpb.CallResponse)
+	err := conn.Invoke(ctx, mrpb.DynamicSubclassService_Call_FullMethodName, call, resp, callOptions...)
 	c.inflight.Unlock()
 	res.ExecTime = c.opts.Now().Sub(start)
 

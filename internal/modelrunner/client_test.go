@@ -4,12 +4,16 @@ import (
 	"context"
 	"math"
 	"net"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/mem"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/emptypb"
 
 	"github.com/crunchnode/crunch-node/internal/modelrunner/modelhost"
@@ -404,4 +408,63 @@ func TestClientCallerCancelNotCounted(t *testing.T) {
 	require.Equal(t, StatusTimeout, res.Status)
 	require.ErrorIs(t, res.Err, context.Canceled)
 	requireStats(t, b.client, ClientReady, 0, 0, 0)
+}
+
+// captureCodec records the raw request bytes a server receives.
+type captureCodec struct {
+	mu       sync.Mutex
+	requests [][]byte
+}
+
+func (c *captureCodec) Marshal(v any) (mem.BufferSlice, error) { return protoCodec.Marshal(v) }
+
+func (c *captureCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	c.mu.Lock()
+	c.requests = append(c.requests, data.Materialize())
+	c.mu.Unlock()
+	return protoCodec.Unmarshal(data, v)
+}
+
+func (c *captureCodec) Name() string { return "proto" }
+
+// TestClientPreparedCallWire checks that a prepared call puts on the wire what grpc's
+// proto codec would: the same message bytes, with content-type application/grpc.
+func TestClientPreparedCallWire(t *testing.T) {
+	t.Parallel()
+
+	codec := &captureCodec{}
+	var contentTypes []string
+	var mu sync.Mutex
+	info, _ := startTCPHostConfig(t, "m1", modelhost.Config{
+		Factory: exampleFactory(t, "constant"),
+		ServerOptions: []grpc.ServerOption{
+			grpc.ForceServerCodecV2(codec),
+			grpc.UnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+				md, _ := metadata.FromIncomingContext(ctx)
+				mu.Lock()
+				contentTypes = append(contentTypes, md.Get("content-type")...)
+				mu.Unlock()
+				return handler(ctx, req)
+			}),
+		},
+	})
+	c, err := NewClient(info, testClientOptions(&reports{}))
+	require.NoError(t, err)
+	defer c.Close()
+	require.NoError(t, c.Setup(t.Context()))
+
+	args := mustArgs(t, "BTCUSDT", 60, 15)
+	res := c.Call(t.Context(), "predict", args, nil)
+	require.Equal(t, StatusSuccess, res.Status, "%v", res.Err)
+	require.Equal(t, map[string]any{"value": 0.5}, res.Value)
+
+	want, err := proto.Marshal(&mrpb.CallRequest{MethodName: "predict", MethodArguments: args})
+	require.NoError(t, err)
+	codec.mu.Lock()
+	defer codec.mu.Unlock()
+	require.Len(t, codec.requests, 2) // Setup, then Call
+	require.Equal(t, want, codec.requests[1])
+	mu.Lock()
+	defer mu.Unlock()
+	require.Equal(t, []string{"application/grpc", "application/grpc"}, contentTypes)
 }

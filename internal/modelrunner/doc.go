@@ -29,7 +29,8 @@
 //
 // Differences from the Python client, on purpose: Setup has a deadline;
 // connects and Setups run in the background, so a slow model never holds up
-// discovery; health checks after timeouts run in the background and count
+// discovery; the health channel connects on its first check rather than at
+// Setup; health checks after timeouts run in the background and count
 // the timeout either way; an answer over the size limit is a FAILED result
 // (the model answered, badly) rather than a timeout; FAILED_PRECONDITION
 // (the runner lost its instance) triggers a new Setup instead of a failure;

@@ -48,7 +48,15 @@ func exampleFactory(t testing.TB, name string) modelhost.Factory {
 // is, as a source would describe it.
 func startTCPHost(t testing.TB, id, example string, faults modelhost.Faults) (ModelInfo, *modelhost.Host) {
 	t.Helper()
-	h, err := modelhost.New(modelhost.Config{Factory: exampleFactory(t, example), Faults: faults})
+	info, h := startTCPHostConfig(t, id, modelhost.Config{Factory: exampleFactory(t, example), Faults: faults})
+	info.Name = example
+	return info, h
+}
+
+// startTCPHostConfig is startTCPHost for any host configuration.
+func startTCPHostConfig(t testing.TB, id string, cfg modelhost.Config) (ModelInfo, *modelhost.Host) {
+	t.Helper()
+	h, err := modelhost.New(cfg)
 	require.NoError(t, err)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -62,7 +70,7 @@ func startTCPHost(t testing.TB, id, example string, faults modelhost.Faults) (Mo
 		DeploymentID: id + "_20260101_000000_000",
 		Host:         "127.0.0.1",
 		ID:           id,
-		Name:         example,
+		Name:         id,
 		PlayerID:     "player-" + id,
 		PlayerName:   "Player " + id,
 		Port:         lis.Addr().(*net.TCPAddr).Port,

@@ -9,9 +9,6 @@ import (
 	"slices"
 	"sync"
 	"time"
-
-	"github.com/crunchnode/crunch-node/internal/modelrunner/mrpb"
-	"github.com/crunchnode/crunch-node/internal/modelrunner/variant"
 )
 
 // RunnerOptions configures a Runner.
@@ -151,37 +148,73 @@ func (r *Runner) Update(models []ModelInfo) {
 // ID; models not ready are absent. The error is only for arguments that
 // cannot be encoded.
 func (r *Runner) Call(ctx context.Context, method string, args ...any) ([]Result, error) {
-	encoded, err := variant.Args(args...)
+	call, err := Prepare(method, args...)
 	if err != nil {
 		return nil, fmt.Errorf("calling %s: %w", method, err)
 	}
-	return r.CallEncoded(ctx, method, encoded, nil), nil
+	return r.CallPrepared(ctx, call), nil
 }
 
-// CallEncoded is Call with pre-encoded arguments, for callers that build
-// Variants themselves or send keyword arguments. The arguments are shared,
-// read-only, by all calls.
-func (r *Runner) CallEncoded(ctx context.Context, method string, args []*mrpb.Argument, kwargs []*mrpb.KwArgument) []Result {
+// CallPrepared is Call with a prepared request (see PrepareCall), for callers
+// that build Variants themselves or send keyword arguments. Every model is
+// sent the same bytes.
+func (r *Runner) CallPrepared(ctx context.Context, call *PreparedCall) []Result {
+	return r.CallSequence(ctx, call)[0]
+}
+
+// CallSequence makes the prepared calls on every ready model in order, each
+// model on its own: a model gets its next call as soon as it has answered the
+// previous one, without waiting for the other models. Every model still sees
+// the calls in order, one at a time, as with one fan-out per call; only the
+// barrier between the fan-outs is gone, so a tick costs the slowest model's
+// chain rather than the sum of the slowest answers of each step.
+//
+// results[i] holds the answers to calls[i], sorted by model ID. A model that
+// is no longer ready after a call (retired by its answer, say) gets no more
+// calls and is absent from the later lists, as it would be from a later
+// fan-out.
+func (r *Runner) CallSequence(ctx context.Context, calls ...*PreparedCall) [][]Result {
+	ready := r.ready()
+	chains := make([][]Result, len(ready))
+	var wg sync.WaitGroup
+	wg.Add(len(ready))
+	for i, c := range ready {
+		r.workers.do(func() {
+			defer wg.Done()
+			chain := make([]Result, 0, len(calls))
+			for j, call := range calls {
+				if j > 0 && !c.Ready() {
+					break
+				}
+				chain = append(chain, c.CallPrepared(ctx, call))
+			}
+			chains[i] = chain
+		})
+	}
+	wg.Wait()
+	results := make([][]Result, len(calls))
+	for j := range calls {
+		results[j] = make([]Result, 0, len(ready))
+		for _, chain := range chains {
+			if j < len(chain) {
+				results[j] = append(results[j], chain[j])
+			}
+		}
+	}
+	return results
+}
+
+// ready lists the ready clients, sorted by model ID.
+func (r *Runner) ready() []*Client {
 	r.mu.RLock()
+	defer r.mu.RUnlock()
 	ready := make([]*Client, 0, len(r.ordered))
 	for _, c := range r.ordered {
 		if c.Ready() {
 			ready = append(ready, c)
 		}
 	}
-	r.mu.RUnlock()
-
-	results := make([]Result, len(ready))
-	var wg sync.WaitGroup
-	wg.Add(len(ready))
-	for i, c := range ready {
-		r.workers.do(func() {
-			defer wg.Done()
-			results[i] = c.Call(ctx, method, args, kwargs)
-		})
-	}
-	wg.Wait()
-	return results
+	return ready
 }
 
 // Models lists every model the runner holds, sorted by ID, with its state

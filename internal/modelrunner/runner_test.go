@@ -162,3 +162,71 @@ func TestRunnerWithOrchestrator(t *testing.T) {
 	cancel()
 	require.NoError(t, <-done)
 }
+
+// sequenceModel answers feed_update (unless it has none) and predict, recording when
+// predict ran.
+type sequenceModel struct {
+	feedUpdate bool
+	predicted  chan time.Time
+}
+
+func (m sequenceModel) Method(name string) (modelhost.Method, bool) {
+	switch {
+	case name == "feed_update" && m.feedUpdate:
+		return modelhost.Method{Func: func(context.Context, []any, map[string]any) (any, error) { return nil, nil }}, true
+	case name == "predict":
+		return modelhost.Method{Func: func(context.Context, []any, map[string]any) (any, error) {
+			m.predicted <- time.Now()
+			return map[string]any{"value": 0.5}, nil
+		}}, true
+	}
+	return modelhost.Method{}, false
+}
+
+func TestRunnerCallSequence(t *testing.T) {
+	t.Parallel()
+
+	host := func(id string, m sequenceModel, faults modelhost.Faults) ModelInfo {
+		info, _ := startTCPHostConfig(t, id, modelhost.Config{
+			Factory: func([]any, map[string]any) (modelhost.Model, error) { return m, nil }, Faults: faults,
+		})
+		return info
+	}
+	fast := sequenceModel{feedUpdate: true, predicted: make(chan time.Time, 1)}
+	models := []ModelInfo{
+		host("a-fast", fast, modelhost.Faults{}),
+		// No feed_update: BAD_IMPLEMENTATION retires it, so it is not asked to predict.
+		host("b-no-feed-update", sequenceModel{predicted: make(chan time.Time, 1)}, modelhost.Faults{}),
+		// Slower than the deadline: its feed_update times out and its predict is skipped.
+		host("c-slow", sequenceModel{feedUpdate: true, predicted: make(chan time.Time, 1)}, modelhost.Faults{Delay: 2 * time.Second}),
+	}
+	opts := testClientOptions(&reports{})
+	opts.CallTimeout = time.Second
+	r := NewRunner(RunnerOptions{Client: opts, Logger: testLogger()})
+	defer r.Close()
+	r.Update(models)
+	waitFor(t, "3 ready models", func() bool { return len(readyIDs(r)) == 3 })
+
+	feedUpdate, err := Prepare("feed_update", candles("BTCUSDT", 100, 101))
+	require.NoError(t, err)
+	predict, err := Prepare("predict", "BTC", 60, 15)
+	require.NoError(t, err)
+	start := time.Now()
+	results := r.CallSequence(t.Context(), feedUpdate, predict)
+	require.Len(t, results, 2)
+
+	status := func(rs []Result) map[string]Status {
+		out := map[string]Status{}
+		for _, res := range rs {
+			out[res.Model.ID] = res.Status
+		}
+		return out
+	}
+	require.Equal(t, map[string]Status{"a-fast": StatusSuccess, "b-no-feed-update": StatusFailed, "c-slow": StatusTimeout}, status(results[0]))
+	require.Equal(t, map[string]Status{"a-fast": StatusSuccess, "c-slow": StatusTimeout}, status(results[1]))
+	require.Equal(t, "a-fast", results[1][0].Model.ID, "sorted by model ID")
+	require.ErrorIs(t, results[1][1].Err, ErrCoolingDown)
+	// No barrier: the fast model predicted long before the slow one's feed_update gave
+	// up at its one-second deadline.
+	require.Less(t, (<-fast.predicted).Sub(start), 500*time.Millisecond)
+}

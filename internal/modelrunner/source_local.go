@@ -193,6 +193,7 @@ const (
 
 type localProc struct {
 	active      bool // started and not asked to stop
+	attempt     int  // how many times it was started, from 1
 	cancelStart context.CancelFunc
 	cmd         *exec.Cmd
 	done        chan struct{} // closed once the process has exited
@@ -330,7 +331,7 @@ func (r *localRun) reconcile(specs []LocalModel) {
 		if p != nil && p.active {
 			r.stop(p, "entry changed")
 		}
-		r.start(spec)
+		r.start(spec, 1)
 	}
 	for id, p := range r.procs {
 		if !seen[id] && p.info.State != StateStopped {
@@ -357,9 +358,14 @@ func specInfo(spec LocalModel) ModelInfo {
 	}
 }
 
-func (r *localRun) start(spec LocalModel) {
+// startAttempts is how many times a host that exits before it is serving is
+// started, each time on a new port: a port is found free and only then handed
+// to the process, so another socket can take it in between.
+const startAttempts = 3
+
+func (r *localRun) start(spec LocalModel, attempt int) {
 	r.gen++
-	p := &localProc{gen: r.gen, info: specInfo(spec), spec: spec}
+	p := &localProc{attempt: attempt, gen: r.gen, info: specInfo(spec), spec: spec}
 	r.procs[spec.ID] = p
 	logger := r.s.logger.With(slog.String("model_id", spec.ID))
 	fail := func(err error) {
@@ -443,6 +449,12 @@ func (r *localRun) handle(ev localEvent) bool {
 	case localExited:
 		if !p.active {
 			return false
+		}
+		if p.info.State == StateStarting && p.attempt < startAttempts {
+			logger.WarnContext(r.ctx, "Local source: model host exited while starting, starting it again", slog.Int("attempt", p.attempt), slog.Any("error", ev.err))
+			p.cancelStart()
+			r.start(p.spec, p.attempt+1)
+			return true
 		}
 		p.active = false
 		p.info.State = StateStopped

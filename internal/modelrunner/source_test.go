@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -109,7 +110,7 @@ const localModelsYAML = `models:
 `
 
 // helperRuntime runs this test binary as a model host (see TestMain).
-func helperRuntime(t *testing.T) CommandFunc {
+func helperRuntime(t testing.TB) CommandFunc {
 	t.Helper()
 	goRuntime := GoRuntime(os.Args[0])
 	return func(m LocalModel, port int) (*exec.Cmd, error) {
@@ -202,6 +203,40 @@ func TestLocalSource(t *testing.T) {
 	for _, addr := range addrs {
 		require.False(t, portOpen(addr), "host at %s still up after Run returned", addr)
 	}
+}
+
+// TestLocalSourceStartRetry checks that a host that exits before it serves (as when
+// another socket took its port first) is started again on a new port.
+func TestLocalSourceStartRetry(t *testing.T) {
+	t.Parallel()
+
+	file := filepath.Join(t.TempDir(), "models.dev.yml")
+	require.NoError(t, os.WriteFile(file, []byte("models:\n  - {id: a, runtime: go, model: constant}\n"), 0o600))
+	helper := helperRuntime(t)
+	var mu sync.Mutex
+	var ports []int
+	runtime := func(m LocalModel, port int) (*exec.Cmd, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		ports = append(ports, port)
+		if len(ports) < startAttempts {
+			return exec.Command("false"), nil // exits at once, like a failed bind
+		}
+		return helper(m, port)
+	}
+	src, err := NewLocalSource(LocalOptions{File: file, PollInterval: -1, Runtimes: map[string]CommandFunc{"go": runtime}, Logger: testLogger()})
+	require.NoError(t, err)
+	snapshots := make(chan []ModelInfo, 16)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- src.Run(ctx, func(ms []ModelInfo) { snapshots <- ms }) }()
+	got := nextSnapshot(t, snapshots, func(m map[string]ModelInfo) bool { return m["a"].State == StateRunning })
+	mu.Lock()
+	require.Len(t, ports, startAttempts)
+	require.Equal(t, ports[startAttempts-1], got["a"].Port)
+	mu.Unlock()
+	cancel()
+	require.NoError(t, <-done)
 }
 
 func TestLocalSourceErrors(t *testing.T) {

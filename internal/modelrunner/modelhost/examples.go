@@ -1,14 +1,17 @@
 package modelhost
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
-	"slices"
 	"strings"
 	"sync"
+
+	"github.com/crunchnode/crunch-node/internal/modelrunner/mrpb"
+	"github.com/crunchnode/crunch-node/internal/modelrunner/variant"
 )
 
 // maxHistory bounds the closes kept per symbol; the examples look back at
@@ -127,50 +130,78 @@ type exampleModel struct {
 func (m *exampleModel) Method(name string) (Method, bool) {
 	switch name {
 	case "feed_update", "tick":
-		return Method{Func: m.feedUpdate}, true
+		return Method{Args: decodeFeedArgs, Func: m.feedUpdate}, true
 	case "predict":
 		return Method{Func: m.predict}, true
 	}
 	return Method{}, false
 }
 
-// feedUpdate merges {symbol, asof_ts, candles_1m: [{ts, close, ...}]} or
-// {symbol, ticks: [{ts, price}]} into the per-symbol history. Candles repeat
-// across ticks, so points are keyed by ts: a known ts is replaced, an older
-// one ignored.
+// feedInput is a feed_update argument read by scanFeed.
+type feedInput struct {
+	points []point
+	symbol string
+}
+
+// decodeFeedArgs reads feed_update's JSON argument with scanFeed, which costs
+// a fraction of decoding it into maps: it is the largest message of a tick
+// and every model reads it. Whatever scanFeed leaves (Python's NaN, escapes…)
+// takes the generic path.
+func decodeFeedArgs(args []*mrpb.Argument) ([]any, error) {
+	if len(args) == 1 && args[0].GetData().GetType() == mrpb.VariantType_JSON {
+		if symbol, points, ok := scanFeed(args[0].GetData().GetValue()); ok {
+			return []any{&feedInput{points: points, symbol: symbol}}, nil
+		}
+	}
+	return variant.DecodeArgs(args)
+}
+
+// feedUpdate merges the candles or ticks of a feed_update into the
+// per-symbol history. Candles repeat across ticks, so points are keyed by ts:
+// a known ts is replaced, an older one ignored.
 func (m *exampleModel) feedUpdate(_ context.Context, args []any, _ map[string]any) (any, error) {
 	if len(args) != 1 {
 		return nil, fmt.Errorf("feed_update takes 1 argument, got %d", len(args))
 	}
-	data, ok := args[0].(map[string]any)
-	if !ok {
-		return nil, fmt.Errorf("feed_update wants a JSON object, got %T", args[0])
-	}
-	symbol, _ := data["symbol"].(string)
-	if symbol == "" {
-		symbol, _ = data["subject"].(string)
-	}
+	var symbol string
 	var incoming []point
-	if candles, ok := data["candles_1m"].([]any); ok {
-		incoming = append(incoming, points(candles, "close")...)
-	}
-	if ticks, ok := data["ticks"].([]any); ok {
-		incoming = append(incoming, points(ticks, "price")...)
+	switch data := args[0].(type) {
+	case *feedInput:
+		symbol, incoming = data.symbol, data.points
+	case map[string]any:
+		symbol, incoming = feedFromMap(data)
+	default:
+		return nil, fmt.Errorf("feed_update wants a JSON object, got %T", args[0])
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	s := m.series[symbol]
-	for _, p := range incoming {
-		s = merge(s, p)
+	if ordered(s) && ordered(incoming) && (len(s) == 0 || len(incoming) == 0 || sameKind(s[0].ts, incoming[0].ts)) {
+		s = mergeOrdered(s, incoming)
+	} else {
+		for _, p := range incoming {
+			s = merge(s, p)
+		}
 	}
 	if len(s) > maxHistory {
-		s = slices.Clone(s[len(s)-maxHistory:])
+		s = append(s[:0], s[len(s)-maxHistory:]...) // in place: the next tick grows it again
 	}
 	m.series[symbol] = s
 	return nil, nil
 }
 
-func points(rows []any, field string) []point {
+// feedFromMap reads a generically decoded feed_update argument: the symbol
+// (or subject), then the candles' closes and the ticks' prices.
+func feedFromMap(data map[string]any) (symbol string, incoming []point) {
+	name, _ := data["symbol"].(string)
+	subject, _ := data["subject"].(string)
+	return cmp.Or(name, subject), append(points(data["candles_1m"], "close"), points(data["ticks"], "price")...)
+}
+
+// points reads generically decoded rows: those that are objects with a
+// number in field.
+func points(v any, field string) []point {
+	rows, _ := v.([]any)
 	out := make([]point, 0, len(rows))
 	for _, r := range rows {
 		row, ok := r.(map[string]any)
@@ -199,6 +230,64 @@ func merge(s []point, p point) []point {
 	}
 	for i := range s { // an older or unordered point: replace if known
 		if cmpTS(p.ts, s[i].ts) == 0 {
+			s[i] = p
+		}
+	}
+	return s
+}
+
+// ordered reports whether the points' timestamps are all numbers or all
+// strings, in non-decreasing order. A history built by merge from such points
+// is strictly increasing.
+func ordered(s []point) bool {
+	for i := range s {
+		switch s[i].ts.(type) {
+		case float64, string:
+		default:
+			return false
+		}
+		if i > 0 && (!sameKind(s[i-1].ts, s[i].ts) || cmpTS(s[i-1].ts, s[i].ts) > 0) {
+			return false
+		}
+	}
+	return true
+}
+
+func sameKind(a, b any) bool {
+	switch a.(type) {
+	case float64:
+		_, ok := b.(float64)
+		return ok
+	case string:
+		_, ok := b.(string)
+		return ok
+	}
+	return false
+}
+
+// mergeOrdered is merge applied to each point of incoming in turn, for an
+// ordered history and ordered incoming points of the same kind: one pass over
+// both instead of a scan of the history for every older point (a tick sends
+// the whole window, almost all of it already known).
+func mergeOrdered(s, incoming []point) []point {
+	i := 0 // where the next older point may be found in s
+	for _, p := range incoming {
+		if len(s) == 0 {
+			s = append(s, p)
+			continue
+		}
+		switch cmpTS(p.ts, s[len(s)-1].ts) {
+		case 0:
+			s[len(s)-1] = p
+			continue
+		case 1:
+			s = append(s, p)
+			continue
+		}
+		for i < len(s) && cmpTS(s[i].ts, p.ts) < 0 {
+			i++
+		}
+		if i < len(s) && cmpTS(s[i].ts, p.ts) == 0 {
 			s[i] = p
 		}
 	}
@@ -242,7 +331,13 @@ func (m *exampleModel) predict(_ context.Context, args []any, _ map[string]any) 
 		closes[i] = p.close
 	}
 	m.mu.Unlock()
-	return map[string]any{"value": m.signal(closes)}, nil
+	return prediction{Value: m.signal(closes)}, nil
+}
+
+// prediction is predict's answer, {"value": float}; a struct encodes to the
+// same JSON as the map would, without sorting keys.
+type prediction struct {
+	Value float64 `json:"value"`
 }
 
 // lookup finds a subject's history: exact name, then a symbol starting with

@@ -203,37 +203,16 @@ func (p *jsonParser) str() (string, error) {
 	return "", p.errorf("unterminated string")
 }
 
-// number scans the JSON number grammar strictly (no leading zeros, no bare
-// '.'), then converts. Overflow yields ±Inf as Python's float() does.
+// number scans the JSON number grammar strictly, then converts. Overflow
+// yields ±Inf as Python's float() does.
 func (p *jsonParser) number() (any, error) {
-	start := p.pos
-	if p.data[p.pos] == '-' {
-		p.pos++
-	}
-	switch {
-	case p.pos < len(p.data) && p.data[p.pos] == '0':
-		p.pos++
-	case p.pos < len(p.data) && p.data[p.pos] >= '1' && p.data[p.pos] <= '9':
-		p.digits()
-	default:
+	end, ok := NumberEnd(p.data, p.pos)
+	if !ok {
 		return nil, p.errorf("bad number")
 	}
-	if p.pos < len(p.data) && p.data[p.pos] == '.' {
-		p.pos++
-		if p.digits() == 0 {
-			return nil, p.errorf("bad number fraction")
-		}
-	}
-	if p.pos < len(p.data) && (p.data[p.pos] == 'e' || p.data[p.pos] == 'E') {
-		p.pos++
-		if p.pos < len(p.data) && (p.data[p.pos] == '+' || p.data[p.pos] == '-') {
-			p.pos++
-		}
-		if p.digits() == 0 {
-			return nil, p.errorf("bad number exponent")
-		}
-	}
-	f, err := strconv.ParseFloat(string(p.data[start:p.pos]), 64)
+	start := p.pos
+	p.pos = end
+	f, err := strconv.ParseFloat(string(p.data[start:end]), 64)
 	if err != nil {
 		var numErr *strconv.NumError
 		if !errors.As(err, &numErr) || !errors.Is(numErr.Err, strconv.ErrRange) {
@@ -244,11 +223,41 @@ func (p *jsonParser) number() (any, error) {
 	return f, nil
 }
 
-func (p *jsonParser) digits() int {
-	n := 0
-	for p.pos < len(p.data) && p.data[p.pos] >= '0' && p.data[p.pos] <= '9' {
-		p.pos++
-		n++
+// NumberEnd returns where the JSON number starting at b[pos] ends, under
+// JSON's strict grammar (no leading zeros, no bare '.', no '+' sign), and
+// false when no number starts there.
+func NumberEnd(b []byte, pos int) (int, bool) {
+	digits := func() int {
+		n := 0
+		for pos < len(b) && b[pos] >= '0' && b[pos] <= '9' {
+			pos++
+			n++
+		}
+		return n
 	}
-	return n
+	if pos < len(b) && b[pos] == '-' {
+		pos++
+	}
+	switch {
+	case pos < len(b) && b[pos] == '0':
+		pos++
+	case digits() == 0:
+		return pos, false
+	}
+	if pos < len(b) && b[pos] == '.' {
+		pos++
+		if digits() == 0 {
+			return pos, false
+		}
+	}
+	if pos < len(b) && (b[pos] == 'e' || b[pos] == 'E') {
+		pos++
+		if pos < len(b) && (b[pos] == '+' || b[pos] == '-') {
+			pos++
+		}
+		if digits() == 0 {
+			return pos, false
+		}
+	}
+	return pos, true
 }

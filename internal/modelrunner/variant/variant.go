@@ -177,10 +177,14 @@ func Kwargs(values map[string]any) ([]*mrpb.KwArgument, error) {
 // DecodeArgs decodes positional arguments in position order, which is how the
 // server side must read them regardless of the order on the wire.
 func DecodeArgs(args []*mrpb.Argument) ([]any, error) {
-	sorted := slices.Clone(args)
-	slices.SortStableFunc(sorted, func(a, b *mrpb.Argument) int {
+	byPosition := func(a, b *mrpb.Argument) int {
 		return int(int64(a.GetPosition()) - int64(b.GetPosition()))
-	})
+	}
+	sorted := args
+	if !slices.IsSortedFunc(args, byPosition) { // clients send them in order
+		sorted = slices.Clone(args)
+		slices.SortStableFunc(sorted, byPosition)
+	}
 	values := make([]any, len(sorted))
 	for i, a := range sorted {
 		v, err := Decode(a.GetData())
@@ -193,8 +197,12 @@ func DecodeArgs(args []*mrpb.Argument) ([]any, error) {
 }
 
 // DecodeKwargs decodes keyword arguments into a map; a repeated keyword keeps
-// the last value, like a Python dict built from the list.
+// the last value, like a Python dict built from the list. No keywords give a
+// nil map.
 func DecodeKwargs(kwargs []*mrpb.KwArgument) (map[string]any, error) {
+	if len(kwargs) == 0 {
+		return nil, nil
+	}
 	values := make(map[string]any, len(kwargs))
 	for _, kw := range kwargs {
 		v, err := Decode(kw.GetData())

@@ -1,0 +1,161 @@
+package modelhost
+
+import (
+	"context"
+	"encoding/json"
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/crunchnode/crunch-node/internal/modelrunner/variant"
+)
+
+// feedScanDocs are feed_update documents, each with whether scanFeed reads it
+// itself (true) or leaves it to the generic path.
+var feedScanDocs = []struct {
+	doc  string
+	fast bool
+}{
+	{`{"symbol":"BTC","asof_ts":1700000120,"candles_1m":[{"ts":1700000000,"open":100,"high":101,"low":99,"close":100.5,"volume":1},{"ts":1700000060,"close":-1.25e2}]}`, true},
+	{` { "symbol" : "ETH" , "ticks" : [ {"ts":"2026-01-01T00:00:00Z","price":10} , {"ts":null,"price":0} ] } `, true},
+	{`{"subject":"SOL","candles_1m":[{"close":1}]}`, true},
+	{`{"symbol":"","subject":"SOL","candles_1m":[]}`, true},
+	{`{"symbol":7,"candles_1m":{"close":1},"ticks":"none"}`, true},
+	{`{"candles_1m":[1,"x",null,[],{"close":"1"},{"close":null},{"close":2,"close":"x"},{"close":"x","close":3}]}`, true},
+	{`{"candles_1m":[{"close":1}],"candles_1m":[{"close":2}],"symbol":"A","symbol":"B"}`, true},
+	{`{"candles_1m":[{"ts":1,"ts":2,"close":1e400},{"ts":3,"close":-0,"extra":{"a":[1,{"b":true}]}}]}`, true},
+	{`{"symbol":"BTC","meta":{"nested":[[[]]],"flag":false,"n":null}}`, true},
+	{`{}`, true},
+	// Left to the generic path.
+	{`{"symbol":"BTC","candles_1m":[{"ts":1,"close":NaN}]}`, false},
+	{`{"symbol":"B\u0054C"}`, false},
+	{`{"sym\u0062ol":"BTC"}`, false},
+	{`{"candles_1m":[{"ts":true,"close":1}]}`, false},
+	{`{"candles_1m":[{"ts":{"s":1},"close":1}]}`, false},
+	{"{\"symbol\":\"\xff\"}", false},
+	{`[{"close":1}]`, false},
+	{`{"candles_1m":[{"close":01}]}`, false},
+	{`{"candles_1m":[{"close":1.}]}`, false},
+	{`{"candles_1m":[{"close":1},]}`, false},
+	{`{"symbol":"BTC"} x`, false},
+	{`{"symbol":"BTC"`, false},
+	{``, false},
+}
+
+// TestScanFeedMatchesGeneric checks that the fast path reads what the generic
+// decoder and feedUpdate's map path read, and takes the documents it should.
+func TestScanFeedMatchesGeneric(t *testing.T) {
+	t.Parallel()
+
+	for _, tt := range feedScanDocs {
+		symbol, points, ok := scanFeed([]byte(tt.doc))
+		require.Equal(t, tt.fast, ok, tt.doc)
+		if ok {
+			wantSymbol, wantPoints := genericFeed(t, []byte(tt.doc))
+			require.Equal(t, wantSymbol, symbol, tt.doc)
+			require.Equal(t, wantPoints, slices.Clip(append([]point{}, points...)), tt.doc)
+		}
+	}
+}
+
+func FuzzScanFeed(f *testing.F) {
+	for _, tt := range feedScanDocs {
+		f.Add([]byte(tt.doc))
+	}
+	f.Fuzz(func(t *testing.T, doc []byte) {
+		symbol, points, ok := scanFeed(doc)
+		if !ok {
+			return
+		}
+		wantSymbol, wantPoints := genericFeed(t, doc)
+		require.Equal(t, wantSymbol, symbol)
+		require.Equal(t, wantPoints, slices.Clip(append([]point{}, points...)))
+	})
+}
+
+// genericFeed is what feedUpdate reads from doc without scanFeed.
+func genericFeed(t *testing.T, doc []byte) (string, []point) {
+	t.Helper()
+	v, err := variant.ParseJSON(doc)
+	require.NoError(t, err, "the fast path took a document the generic decoder refuses")
+	m, ok := v.(map[string]any)
+	require.True(t, ok, "the fast path took a document that is not an object")
+	symbol, points := feedFromMap(m)
+	return symbol, slices.Clip(append([]point{}, points...)) // nil and empty alike
+}
+
+// TestMergeOrderedMatchesMerge checks the one-pass merge against merging the
+// points one at a time, on random ordered histories and windows that overlap
+// them as successive ticks do.
+func TestMergeOrderedMatchesMerge(t *testing.T) {
+	t.Parallel()
+
+	rng := rand.New(rand.NewPCG(1, 2))
+	series := func(from, n int, dupEvery int) []point {
+		var s []point
+		for ts := from; len(s) < n; ts += 1 + rng.IntN(3) {
+			s = append(s, point{close: rng.Float64(), ts: float64(ts)})
+			if dupEvery > 0 && rng.IntN(dupEvery) == 0 {
+				s = append(s, point{close: rng.Float64(), ts: float64(ts)})
+			}
+		}
+		return s
+	}
+	for range 500 {
+		var history []point
+		for _, p := range series(rng.IntN(50), rng.IntN(40), 0) {
+			history = merge(history, p)
+		}
+		incoming := series(rng.IntN(100), rng.IntN(60), 5)
+		require.True(t, ordered(history))
+		require.True(t, ordered(incoming))
+
+		want := append([]point(nil), history...)
+		for _, p := range incoming {
+			want = merge(want, p)
+		}
+		got := mergeOrdered(append([]point(nil), history...), incoming)
+		require.Equal(t, want, got)
+	}
+	require.False(t, ordered([]point{{ts: 2.0}, {ts: 1.0}}))
+	require.False(t, ordered([]point{{ts: 1.0}, {ts: "1"}}))
+	require.False(t, ordered([]point{{ts: nil}}))
+}
+
+func BenchmarkFeedUpdate(b *testing.B) {
+	closes := make([]float64, 120)
+	for i := range closes {
+		closes[i] = 100 + float64(i%7)
+	}
+	raw, err := json.Marshal(candles(closes...))
+	require.NoError(b, err)
+	args, err := variant.Args(json.RawMessage(raw))
+	require.NoError(b, err)
+	f, err := ExampleFactory("momentum", ExampleOptions{})
+	require.NoError(b, err)
+	m, err := f(nil, nil)
+	require.NoError(b, err)
+	method, _ := m.Method("feed_update")
+	for _, bb := range []struct {
+		name   string
+		decode func() ([]any, error)
+	}{
+		{"scanned", func() ([]any, error) { return decodeFeedArgs(args) }},
+		{"generic", func() ([]any, error) { return variant.DecodeArgs(args) }},
+	} {
+		b.Run(bb.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				a, err := bb.decode()
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := method.Func(context.Background(), a, nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
