@@ -21,7 +21,7 @@ SELECT 'SNAP_m' || m || '_' || h, 'm' || m,
        date_trunc('hour', now()) - h * interval '1 hour',
        date_trunc('hour', now()) - (h - 1) * interval '1 hour',
        720, jsonb_build_object('value', v, 'profit', v / 100, 'ic', random() - 0.5, 'hit_rate', random()), v
-FROM generate_series(1, 100) m, generate_series(0, 167) h, LATERAL (SELECT random() - 0.5 AS v) r;
+FROM (SELECT m, h, random() - 0.5 AS v FROM generate_series(1, 100) m, generate_series(0, 167) h) g;
 UPDATE leaderboard_refresh SET as_of = now(), ranks = NULL;
 REFRESH MATERIALIZED VIEW leaderboard;
 SQL
