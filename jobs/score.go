@@ -395,7 +395,7 @@ type snapshotKey struct {
 	bucket  time.Time
 }
 
-// snapshotBatch is how many dirty (model, bucket) pairs one transaction recomputes.
+// snapshotBatch is how many dirty marks one transaction takes (duplicates included).
 const snapshotBatch = 5000
 
 // recomputeSnapshots rebuilds the snapshots of the buckets scoring marked dirty, merges
@@ -441,7 +441,9 @@ func (w *ScoreWorker) recomputeSnapshots(ctx context.Context) error {
 			}
 			return len(taken), nil
 		})
-		if err != nil || n < snapshotBatch {
+		// Taken marks are deduplicated, so a full batch can come back smaller than
+		// snapshotBatch: only an empty take means nothing is left.
+		if err != nil || n == 0 {
 			return err
 		}
 	}

@@ -234,3 +234,23 @@ func TestTwoScoreProcesses(t *testing.T) {
 	require.NoError(t, b.pool.QueryRow(ctx, "SELECT coalesce(sum(prediction_count), 0) FROM snapshots WHERE scope_key = ''").Scan(&snapshotted))
 	require.Equal(t, total, snapshotted, "the dirty buckets of both workers were recomputed")
 }
+
+// TestRecomputeSnapshotsTakesEveryMark: marks are deduplicated when taken, so a batch of
+// marks that repeat one bucket must not end the recomputation while other marks wait.
+func TestRecomputeSnapshotsTakesEveryMark(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setupRiver(t, nil, func(d *Deps) { d.Scoring = builtinScoring(t, "pnl") })
+	ctx = rivertest.WorkContext(ctx, b.client)
+	bucket := time.Now().UTC().Truncate(time.Hour)
+	_, err := b.pool.Exec(ctx, `INSERT INTO snapshot_dirty (model_id, bucket) SELECT 'busy', $1 FROM generate_series(1, $2::integer)`, bucket, snapshotBatch+1)
+	require.NoError(t, err)
+	_, err = b.pool.Exec(ctx, `INSERT INTO snapshot_dirty (model_id, bucket) VALUES ('quiet', $1)`, bucket)
+	require.NoError(t, err)
+
+	require.NoError(t, (&ScoreWorker{deps: b.deps}).recomputeSnapshots(ctx))
+
+	var left int
+	require.NoError(t, b.pool.QueryRow(ctx, "SELECT count(*) FROM snapshot_dirty").Scan(&left))
+	require.Zero(t, left)
+}
