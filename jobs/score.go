@@ -179,6 +179,12 @@ type tickKey struct {
 	slot     time.Time
 }
 
+// newTickKey normalises the slot to UTC: time.Time values are equal map keys only when
+// their locations are the same pointer.
+func newTickKey(configID int64, slot time.Time) tickKey {
+	return tickKey{configID, slot.UTC()}
+}
+
 // batchSizeTicks is how many ticks to claim for about ScoreBatchSize predictions, from
 // the size of the ticks seen so far.
 func (w *ScoreWorker) batchSizeTicks() int32 {
@@ -224,7 +230,7 @@ func (w *ScoreWorker) scoreBatch(ctx context.Context) (int, bool, error) {
 			count    int64
 		)
 		for _, tick := range ticks {
-			key := tickKey{tick.PredictionConfigID, tick.SlotAt}
+			key := newTickKey(tick.PredictionConfigID, tick.SlotAt)
 			predictions := pending[key]
 			count += int64(len(predictions))
 			resolve, err := w.tickResolver(ctx, tx, tick)
@@ -329,7 +335,7 @@ func (w *ScoreWorker) pendingByTick(ctx context.Context, tx pgx.Tx, ticks []*dbs
 	}
 	byTick := make(map[tickKey][]*dbsqlc.PredictionListPendingByTicksRow, len(ticks))
 	for _, r := range rows {
-		key := tickKey{r.PredictionConfigID, r.SlotAt}
+		key := newTickKey(r.PredictionConfigID, r.SlotAt)
 		byTick[key] = append(byTick[key], r)
 	}
 	return byTick, nil
