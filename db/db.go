@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -86,6 +87,13 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, logger *slog.Logger) (*Res
 	}
 	applied, err := provider.Up(ctx)
 	if err != nil {
+		// goose has no sentinel for a database migrated by a build whose migrations this
+		// one does not have in the same order (a development branch, typically); say what
+		// fixes it.
+		if strings.Contains(err.Error(), "out-of-order") {
+			return nil, fmt.Errorf("applying migrations: %w; the database was migrated by a different build of crunch-node: "+
+				"for a development database run `crunch-node migrate --reset`", err)
+		}
 		return nil, fmt.Errorf("applying migrations: %w", err)
 	}
 	for _, migration := range applied {

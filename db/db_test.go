@@ -95,3 +95,18 @@ func countMigrations(t *testing.T) int {
 	require.NoError(t, err)
 	return len(entries)
 }
+
+// TestMigrateDivergedDatabase: a database migrated by another build (here: one migration
+// unapplied below the newest) is refused with what to do about it.
+func TestMigrateDivergedDatabase(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := emptyPool(t)
+	_, err := db.Migrate(ctx, pool, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	_, err = pool.Exec(ctx, "DELETE FROM goose_db_version WHERE version_id = 2")
+	require.NoError(t, err)
+
+	_, err = db.Migrate(ctx, pool, slog.New(slog.DiscardHandler))
+	require.ErrorContains(t, err, "crunch-node migrate --reset")
+}
