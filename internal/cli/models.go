@@ -157,13 +157,18 @@ func startPredicting(ctx context.Context, cfg *config.Config, dir string, pool *
 	}, stop, nil
 }
 
-// modelSecurity picks the transport to models: gateway signing when GATEWAY_CERT_DIR is
-// set, plaintext otherwise. The mTLS wallet mode (SECURE_CERT_DIR) is not implemented
-// yet; asking for it is an error rather than a silent downgrade.
+// modelSecurity picks the transport to models: the mTLS wallet mode when
+// SECURE_CERT_DIR is set, gateway signing when GATEWAY_CERT_DIR is, plaintext
+// otherwise (config validation refuses both at once). A cert directory that
+// cannot be read stops start-up rather than silently downgrading.
 func modelSecurity(cfg *config.Config) (modelrunner.Security, error) {
 	switch {
 	case cfg.SecureCertDir != "":
-		return nil, errors.New("SECURE_CERT_DIR: the mTLS wallet mode is not supported yet; use GATEWAY_CERT_DIR or neither")
+		secure, err := modelrunner.NewSecure(modelrunner.SecureOptions{CertDir: cfg.SecureCertDir})
+		if err != nil {
+			return nil, fmt.Errorf("SECURE_CERT_DIR %s: %w", cfg.SecureCertDir, err)
+		}
+		return secure, nil
 	case cfg.GatewayCertDir != "":
 		gateway, err := modelrunner.NewGateway(modelrunner.GatewayOptions{CertDir: cfg.GatewayCertDir})
 		if err != nil {

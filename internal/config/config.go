@@ -440,6 +440,9 @@ func (c *Config) Validate() error {
 	if c.ShutdownGraceSeconds < 0 {
 		fail("SHUTDOWN_GRACE_SECONDS", "must not be negative, got %d", c.ShutdownGraceSeconds)
 	}
+	if c.GatewayCertDir != "" && c.SecureCertDir != "" {
+		fail("SECURE_CERT_DIR", "cannot be used with GATEWAY_CERT_DIR: a node talks to its models in one mode, set only one")
+	}
 	if c.ModelRunnerTimeoutSeconds > 0 && c.JobRescueAfter() <= c.PredictJobTimeout() {
 		fail("JOB_RESCUE_AFTER_SECONDS", "must exceed the predict job's timeout, 2×MODEL_RUNNER_TIMEOUT_SECONDS+10 = %gs, "+
 			"so that a predict job that timed out has finished before it is retried; got %d",

@@ -120,6 +120,11 @@ func TestLoadErrors(t *testing.T) {
 			want: []string{"MODEL_SOURCE", "cloud"},
 		},
 		{
+			name: "GatewayAndSecureCertDirs",
+			env:  map[string]string{"GATEWAY_CERT_DIR": "/certs/gw", "SECURE_CERT_DIR": "/certs/mtls"},
+			want: []string{"SECURE_CERT_DIR", "cannot be used with GATEWAY_CERT_DIR"},
+		},
+		{
 			name:  "UnknownYAMLFieldNamesLine",
 			files: map[string]string{config.DefaultCrunchConfigFile: "scoring:\n  functoin: pnl\n"},
 			want:  []string{"crunch_config.yaml", "line 2", "functoin"},

@@ -417,7 +417,8 @@ func (c *Client) setupWithRetries(ctx context.Context) error {
 	for attempt := 1; ; attempt++ {
 		err = c.setupOnce(ctx)
 		var se setupError
-		if err == nil || errors.As(err, &se) || attempt >= c.opts.SetupAttempts {
+		// A failed ownership proof is static: retrying cannot fix it.
+		if err == nil || errors.As(err, &se) || isServerAuthError(err) || attempt >= c.opts.SetupAttempts {
 			return err
 		}
 		c.logger.WarnContext(ctx, "Model runner: setup attempt failed", slog.Int("attempt", attempt), slog.String("error", err.Error()))
@@ -444,7 +445,7 @@ func (c *Client) setupOnce(ctx context.Context) error {
 	connectCtx, cancel := context.WithTimeout(ctx, c.opts.ConnectTimeout)
 	defer cancel()
 	if err := waitConnected(connectCtx, conn); err != nil {
-		return fmt.Errorf("connecting to %s: %w", c.info.Addr(), err)
+		return fmt.Errorf("connecting to %s: %w", c.info.Addr(), withConnectionError(ctx, conn, err))
 	}
 
 	setupCtx, cancel := context.WithTimeout(ctx, c.opts.SetupTimeout)
@@ -477,6 +478,23 @@ func waitConnected(ctx context.Context, conn *grpc.ClientConn) error {
 			return fmt.Errorf("still %s: %w", s, ctx.Err())
 		}
 	}
+}
+
+// withConnectionError adds why the channel failed to connect (refused, TLS
+// handshake, certificate) to a wait that timed out in TRANSIENT_FAILURE. The
+// channel keeps that reason to itself except as the error of an RPC made
+// without wait-for-ready, so one health check, which fails at once, fetches it.
+func withConnectionError(ctx context.Context, conn *grpc.ClientConn, err error) error {
+	if conn.GetState() != connectivity.TransientFailure {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	_, probeErr := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
+	if status.Code(probeErr) != codes.Unavailable {
+		return err
+	}
+	return fmt.Errorf("%w (%s)", err, status.Convert(probeErr).Message())
 }
 
 // serviceConfig is the gRPC service config of a model's main channel: Call
@@ -604,6 +622,11 @@ func (c *Client) CallPrepared(ctx context.Context, call *PreparedCall) Result {
 		case ctx.Err() != nil:
 			// The caller gave up (shutdown); not the model's fault.
 			res.Status, res.Err = StatusTimeout, c.wrap(method, fmt.Errorf("caller gave up: %w", ctx.Err()))
+		case isServerAuthError(err):
+			// The server answering now is not provably the cruncher's
+			// model (a replaced server, a changed key): stop using it.
+			res.Status = StatusFailed
+			c.retireLocked(FailureConnectionFailed, res.Err.Error())
 		case st.Code() == codes.ResourceExhausted && strings.Contains(st.Message(), "larger than max"):
 			// The model answered, but too much: a bad answer, not a slow one.
 			res.Status = StatusFailed

@@ -22,8 +22,11 @@
 //     starts model host processes from a models.dev.yml-style file. Sources
 //     report snapshots through a callback and never touch the database; the
 //     caller mirrors them into the models table.
-//   - Security: insecure (default) or Gateway (TLS plus per-RPC RSA-signed
-//     headers); the interface is the seam for the mTLS wallet mode.
+//   - Security: insecure (default), Gateway (TLS plus per-RPC RSA-signed
+//     headers) or Secure (mutual TLS against a private CA; every response
+//     but health checks must carry the cruncher wallet's Ed25519 signature
+//     over the server's TLS key, model id and hotkey, else the model is
+//     reported CONNECTION_FAILED).
 //   - modelhost: a Go model runner with example models and fault injection,
 //     for tests, benchmarks and local development (crunch-node model-server).
 //

@@ -24,7 +24,7 @@ import (
 
 // Security decides how connections to one model are secured and
 // authenticated. It is the seam for the three modes of the protocol:
-// Insecure (default), Gateway, and later the mTLS wallet mode, which needs
+// Insecure (default), Gateway and Secure (the mTLS wallet mode), which needs
 // the model's ModelInfo (wallet key, hotkey) and so gets it here.
 type Security interface {
 	DialOptions(model ModelInfo) ([]grpc.DialOption, error)
