@@ -233,6 +233,12 @@ func (w *ScoreWorker) scoreBatch(ctx context.Context) (int, bool, error) {
 			key := newTickKey(tick.PredictionConfigID, tick.SlotAt)
 			predictions := pending[key]
 			count += int64(len(predictions))
+			if len(predictions) == 0 {
+				// Every prediction of the tick failed or is absent: nothing to resolve.
+				done.ConfigIDs = append(done.ConfigIDs, key.configID)
+				done.Slots = append(done.Slots, key.slot)
+				continue
+			}
 			resolve, err := w.tickResolver(ctx, tx, tick)
 			if err != nil {
 				return outcome{}, err
@@ -252,19 +258,13 @@ func (w *ScoreWorker) scoreBatch(ctx context.Context) (int, bool, error) {
 					retry = true
 					continue
 				}
-				marks.IDs = append(marks.IDs, row.ID)
-				marks.Slots = append(marks.Slots, row.SlotAt)
-				marks.Statuses = append(marks.Statuses, "UNRESOLVED")
-				marks.Reasons = append(marks.Reasons, resolution.Code+": "+resolution.Reason)
+				addMark(marks, row, "UNRESOLVED", resolution.Code+": "+resolution.Reason)
 			}
 			if retry {
 				// The tick stays queued for the predictions still waiting; the ones
 				// scored now are marked one by one.
 				for _, row := range rows[first:] {
-					marks.IDs = append(marks.IDs, row.ID)
-					marks.Slots = append(marks.Slots, row.SlotAt)
-					marks.Statuses = append(marks.Statuses, "SCORED")
-					marks.Reasons = append(marks.Reasons, "")
+					addMark(marks, row, "SCORED", "")
 				}
 				at := minTime(now.Add(scoreRetryInterval), tick.ResolvableAt.Add(w.deps.Scoring.Grace))
 				d := deferred[at]
@@ -297,12 +297,8 @@ func (w *ScoreWorker) scoreBatch(ctx context.Context) (int, bool, error) {
 		}
 		if len(done.ConfigIDs) > 0 {
 			// Every prediction of a finished tick still PENDING here was scored.
-			scored := &dbsqlc.PredictionMarkTicksScoredParams{
-				ConfigIDs: done.ConfigIDs, Slots: done.Slots, MinSlot: done.Slots[0], MaxSlot: done.Slots[0],
-			}
-			for _, slot := range done.Slots {
-				scored.MinSlot, scored.MaxSlot = minTime(scored.MinSlot, slot), maxTime(scored.MaxSlot, slot)
-			}
+			scored := &dbsqlc.PredictionMarkTicksScoredParams{ConfigIDs: done.ConfigIDs, Slots: done.Slots}
+			scored.MinSlot, scored.MaxSlot = slotRange(done.Slots)
 			if _, err := queries.PredictionMarkTicksScored(ctx, tx, scored); err != nil {
 				return outcome{}, fmt.Errorf("marking scored ticks: %w", err)
 			}
@@ -320,15 +316,32 @@ func (w *ScoreWorker) scoreBatch(ctx context.Context) (int, bool, error) {
 	return out.scored, out.more, err
 }
 
+// addMark adds one prediction's outcome to a PredictionMarkMany batch.
+func addMark(marks *dbsqlc.PredictionMarkManyParams, row *dbsqlc.PredictionListPendingByTicksRow, status, reason string) {
+	marks.IDs = append(marks.IDs, row.ID)
+	marks.Slots = append(marks.Slots, row.SlotAt)
+	marks.Statuses = append(marks.Statuses, status)
+	marks.Reasons = append(marks.Reasons, reason)
+}
+
+// slotRange returns the earliest and latest of non-empty slots: the bounds that let the
+// planner skip the daily partitions a statement cannot touch.
+func slotRange(slots []time.Time) (time.Time, time.Time) {
+	lo, hi := slots[0], slots[0]
+	for _, slot := range slots[1:] {
+		lo, hi = minTime(lo, slot), maxTime(hi, slot)
+	}
+	return lo, hi
+}
+
 // pendingByTick reads the pending predictions of the claimed ticks, grouped by tick.
 func (w *ScoreWorker) pendingByTick(ctx context.Context, tx pgx.Tx, ticks []*dbsqlc.ScoreQueueClaimRow) (map[tickKey][]*dbsqlc.PredictionListPendingByTicksRow, error) {
-	params := &dbsqlc.PredictionListPendingByTicksParams{MinSlot: ticks[0].SlotAt, MaxSlot: ticks[0].SlotAt}
+	params := &dbsqlc.PredictionListPendingByTicksParams{}
 	for _, t := range ticks {
 		params.ConfigIDs = append(params.ConfigIDs, t.PredictionConfigID)
 		params.Slots = append(params.Slots, t.SlotAt)
-		params.MinSlot = minTime(params.MinSlot, t.SlotAt)
-		params.MaxSlot = maxTime(params.MaxSlot, t.SlotAt)
 	}
+	params.MinSlot, params.MaxSlot = slotRange(params.Slots)
 	rows, err := dbsqlc.New().PredictionListPendingByTicks(ctx, tx, params)
 	if err != nil {
 		return nil, fmt.Errorf("reading the claimed ticks' predictions: %w", err)

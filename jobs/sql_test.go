@@ -47,16 +47,15 @@ func TestScoringSQL(t *testing.T) {
 	ticks, err := queries.ScoreQueueClaim(ctx, pool, &dbsqlc.ScoreQueueClaimParams{MaxTicks: 100})
 	require.NoError(t, err)
 	require.Len(t, ticks, 2, "the tick whose horizon has not passed is not due")
-	pending := &dbsqlc.PredictionListPendingByTicksParams{MinSlot: ticks[0].SlotAt, MaxSlot: ticks[0].SlotAt}
+	pending := &dbsqlc.PredictionListPendingByTicksParams{}
 	for _, tick := range ticks {
 		require.True(t, tick.HasFirst)
 		require.Equal(t, base, tick.FirstTS.UTC())
 		require.Equal(t, base.Add(time.Minute), tick.LastTS.UTC())
 		pending.ConfigIDs = append(pending.ConfigIDs, tick.PredictionConfigID)
 		pending.Slots = append(pending.Slots, tick.SlotAt)
-		pending.MinSlot = minTime(pending.MinSlot, tick.SlotAt)
-		pending.MaxSlot = maxTime(pending.MaxSlot, tick.SlotAt)
 	}
+	pending.MinSlot, pending.MaxSlot = slotRange(pending.Slots)
 	due, err := queries.PredictionListPendingByTicks(ctx, pool, pending)
 	require.NoError(t, err)
 	require.Len(t, due, 2)

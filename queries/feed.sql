@@ -82,31 +82,6 @@ WHERE source = @source::text
   AND kind = @kind::text
   AND granularity = @granularity::text;
 
--- FeedSummaryList is /reports/feeds: one row per scope that has a watermark or records.
--- Counting comes from the scope's records; min/max use the primary key index.
--- name: FeedSummaryList :many
-WITH scopes AS (
-    SELECT source, subject, kind, granularity FROM feed_ingestion_state
-    UNION
-    SELECT DISTINCT source, subject, kind, granularity FROM feed_records
-)
-SELECT
-    s.source,
-    s.subject,
-    s.kind,
-    s.granularity,
-    (SELECT count(*) FROM feed_records r
-        WHERE r.source = s.source AND r.subject = s.subject AND r.kind = s.kind AND r.granularity = s.granularity)::bigint AS record_count,
-    (SELECT min(r.ts_event) FROM feed_records r
-        WHERE r.source = s.source AND r.subject = s.subject AND r.kind = s.kind AND r.granularity = s.granularity) AS oldest_ts,
-    (SELECT max(r.ts_event) FROM feed_records r
-        WHERE r.source = s.source AND r.subject = s.subject AND r.kind = s.kind AND r.granularity = s.granularity) AS newest_ts,
-    st.last_event_ts AS watermark_ts,
-    st.updated_at AS watermark_updated_at
-FROM scopes s
-LEFT JOIN feed_ingestion_state st USING (source, subject, kind, granularity)
-ORDER BY s.source, s.subject, s.kind, s.granularity;
-
 -- name: BackfillJobInsert :one
 INSERT INTO backfill_jobs (
     created_at,
@@ -133,9 +108,6 @@ RETURNING *;
 
 -- name: BackfillJobGet :one
 SELECT * FROM backfill_jobs WHERE id = @id::text;
-
--- name: BackfillJobGetForUpdate :one
-SELECT * FROM backfill_jobs WHERE id = @id::text FOR UPDATE;
 
 -- name: BackfillJobList :many
 SELECT * FROM backfill_jobs

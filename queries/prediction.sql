@@ -53,11 +53,6 @@ SELECT
     unnest(@statuses::text[])
 ON CONFLICT DO NOTHING;
 
--- name: PredictionCountBySlot :one
-SELECT count(*) FROM predictions
-WHERE prediction_config_id = @prediction_config_id::bigint
-  AND slot_at = @slot_at::timestamptz;
-
 -- PredictionListPendingByTicks returns the PENDING predictions of the ticks a score
 -- process has claimed (their score_queue rows are locked by it, so no other process reads
 -- them for scoring), through the (config, slot, model) unique index.
@@ -100,21 +95,6 @@ WHERE p.prediction_config_id = t.config_id AND p.slot_at = t.slot_at
   AND p.status = 'PENDING'
   AND p.slot_at >= @min_slot::timestamptz
   AND p.slot_at <= @max_slot::timestamptz;
-
--- name: PredictionListForReport :many
-SELECT p.model_id, p.prediction_config_id, p.scope_key, p.scope, p.status, p.failed_reason,
-       p.performed_at, p.resolvable_at, p.inference_output,
-       s.value AS score_value, s.success AS score_success, s.failed_reason AS score_failed_reason,
-       s.scored_at
-FROM predictions p
-JOIN models m ON m.id = p.model_id
-LEFT JOIN scores s ON s.prediction_id = p.id AND s.slot_at = p.slot_at
-WHERE p.performed_at >= @start_ts::timestamptz
-  AND p.performed_at <= @end_ts::timestamptz
-  AND (cardinality(@model_ids::text[]) = 0 OR p.model_id = ANY(@model_ids::text[]))
-  AND (@include_virtual::boolean OR NOT m.virtual)
-ORDER BY p.performed_at, p.model_id
-LIMIT @max_rows::integer;
 
 -- PredictionTimingList returns the stage timings of the newest ticks (one row per tick:
 -- every prediction of a tick carries the same timing).

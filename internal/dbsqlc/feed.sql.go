@@ -80,32 +80,6 @@ func (q *Queries) BackfillJobGet(ctx context.Context, db DBTX, id string) (*Back
 	return &i, err
 }
 
-const backfillJobGetForUpdate = `-- name: BackfillJobGetForUpdate :one
-SELECT id, source, subject, kind, granularity, start_ts, end_ts, cursor_ts, records_written, pages_fetched, status, error, created_at, updated_at FROM backfill_jobs WHERE id = $1::text FOR UPDATE
-`
-
-func (q *Queries) BackfillJobGetForUpdate(ctx context.Context, db DBTX, id string) (*BackfillJob, error) {
-	row := db.QueryRow(ctx, backfillJobGetForUpdate, id)
-	var i BackfillJob
-	err := row.Scan(
-		&i.ID,
-		&i.Source,
-		&i.Subject,
-		&i.Kind,
-		&i.Granularity,
-		&i.StartTS,
-		&i.EndTS,
-		&i.CursorTS,
-		&i.RecordsWritten,
-		&i.PagesFetched,
-		&i.Status,
-		&i.Error,
-		&i.CreatedAt,
-		&i.UpdatedAt,
-	)
-	return &i, err
-}
-
 const backfillJobInsert = `-- name: BackfillJobInsert :one
 INSERT INTO backfill_jobs (
     created_at,
@@ -633,72 +607,4 @@ func (q *Queries) FeedStateGet(ctx context.Context, db DBTX, arg *FeedStateGetPa
 		&i.Meta,
 	)
 	return &i, err
-}
-
-const feedSummaryList = `-- name: FeedSummaryList :many
-WITH scopes AS (
-    SELECT source, subject, kind, granularity FROM feed_ingestion_state
-    UNION
-    SELECT DISTINCT source, subject, kind, granularity FROM feed_records
-)
-SELECT
-    s.source,
-    s.subject,
-    s.kind,
-    s.granularity,
-    (SELECT count(*) FROM feed_records r
-        WHERE r.source = s.source AND r.subject = s.subject AND r.kind = s.kind AND r.granularity = s.granularity)::bigint AS record_count,
-    (SELECT min(r.ts_event) FROM feed_records r
-        WHERE r.source = s.source AND r.subject = s.subject AND r.kind = s.kind AND r.granularity = s.granularity) AS oldest_ts,
-    (SELECT max(r.ts_event) FROM feed_records r
-        WHERE r.source = s.source AND r.subject = s.subject AND r.kind = s.kind AND r.granularity = s.granularity) AS newest_ts,
-    st.last_event_ts AS watermark_ts,
-    st.updated_at AS watermark_updated_at
-FROM scopes s
-LEFT JOIN feed_ingestion_state st USING (source, subject, kind, granularity)
-ORDER BY s.source, s.subject, s.kind, s.granularity
-`
-
-type FeedSummaryListRow struct {
-	Source             string      `json:"source"`
-	Subject            string      `json:"subject"`
-	Kind               string      `json:"kind"`
-	Granularity        string      `json:"granularity"`
-	RecordCount        int64       `json:"record_count"`
-	OldestTS           interface{} `json:"oldest_ts"`
-	NewestTS           interface{} `json:"newest_ts"`
-	WatermarkTS        *time.Time  `json:"watermark_ts"`
-	WatermarkUpdatedAt *time.Time  `json:"watermark_updated_at"`
-}
-
-// FeedSummaryList is /reports/feeds: one row per scope that has a watermark or records.
-// Counting comes from the scope's records; min/max use the primary key index.
-func (q *Queries) FeedSummaryList(ctx context.Context, db DBTX) ([]*FeedSummaryListRow, error) {
-	rows, err := db.Query(ctx, feedSummaryList)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var items []*FeedSummaryListRow
-	for rows.Next() {
-		var i FeedSummaryListRow
-		if err := rows.Scan(
-			&i.Source,
-			&i.Subject,
-			&i.Kind,
-			&i.Granularity,
-			&i.RecordCount,
-			&i.OldestTS,
-			&i.NewestTS,
-			&i.WatermarkTS,
-			&i.WatermarkUpdatedAt,
-		); err != nil {
-			return nil, err
-		}
-		items = append(items, &i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
 }

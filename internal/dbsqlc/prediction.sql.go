@@ -64,24 +64,6 @@ func (q *Queries) InputInsert(ctx context.Context, db DBTX, arg *InputInsertPara
 	return err
 }
 
-const predictionCountBySlot = `-- name: PredictionCountBySlot :one
-SELECT count(*) FROM predictions
-WHERE prediction_config_id = $1::bigint
-  AND slot_at = $2::timestamptz
-`
-
-type PredictionCountBySlotParams struct {
-	PredictionConfigID int64     `json:"prediction_config_id"`
-	SlotAt             time.Time `json:"slot_at"`
-}
-
-func (q *Queries) PredictionCountBySlot(ctx context.Context, db DBTX, arg *PredictionCountBySlotParams) (int64, error) {
-	row := db.QueryRow(ctx, predictionCountBySlot, arg.PredictionConfigID, arg.SlotAt)
-	var count int64
-	err := row.Scan(&count)
-	return count, err
-}
-
 const predictionInsertMany = `-- name: PredictionInsertMany :execrows
 INSERT INTO predictions (
     exec_time_ms,
@@ -157,86 +139,6 @@ func (q *Queries) PredictionInsertMany(ctx context.Context, db DBTX, arg *Predic
 		return 0, err
 	}
 	return result.RowsAffected(), nil
-}
-
-const predictionListForReport = `-- name: PredictionListForReport :many
-SELECT p.model_id, p.prediction_config_id, p.scope_key, p.scope, p.status, p.failed_reason,
-       p.performed_at, p.resolvable_at, p.inference_output,
-       s.value AS score_value, s.success AS score_success, s.failed_reason AS score_failed_reason,
-       s.scored_at
-FROM predictions p
-JOIN models m ON m.id = p.model_id
-LEFT JOIN scores s ON s.prediction_id = p.id AND s.slot_at = p.slot_at
-WHERE p.performed_at >= $1::timestamptz
-  AND p.performed_at <= $2::timestamptz
-  AND (cardinality($3::text[]) = 0 OR p.model_id = ANY($3::text[]))
-  AND ($4::boolean OR NOT m.virtual)
-ORDER BY p.performed_at, p.model_id
-LIMIT $5::integer
-`
-
-type PredictionListForReportParams struct {
-	StartTS        time.Time `json:"start_ts"`
-	EndTS          time.Time `json:"end_ts"`
-	ModelIDs       []string  `json:"model_ids"`
-	IncludeVirtual bool      `json:"include_virtual"`
-	MaxRows        int32     `json:"max_rows"`
-}
-
-type PredictionListForReportRow struct {
-	ModelID            string          `json:"model_id"`
-	PredictionConfigID int64           `json:"prediction_config_id"`
-	ScopeKey           string          `json:"scope_key"`
-	Scope              json.RawMessage `json:"scope"`
-	Status             string          `json:"status"`
-	FailedReason       *string         `json:"failed_reason"`
-	PerformedAt        time.Time       `json:"performed_at"`
-	ResolvableAt       time.Time       `json:"resolvable_at"`
-	InferenceOutput    json.RawMessage `json:"inference_output"`
-	ScoreValue         *float64        `json:"score_value"`
-	ScoreSuccess       *bool           `json:"score_success"`
-	ScoreFailedReason  *string         `json:"score_failed_reason"`
-	ScoredAt           *time.Time      `json:"scored_at"`
-}
-
-func (q *Queries) PredictionListForReport(ctx context.Context, db DBTX, arg *PredictionListForReportParams) ([]*PredictionListForReportRow, error) {
-	rows, err := db.Query(ctx, predictionListForReport,
-		arg.StartTS,
-		arg.EndTS,
-		arg.ModelIDs,
-		arg.IncludeVirtual,
-		arg.MaxRows,
-	)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var items []*PredictionListForReportRow
-	for rows.Next() {
-		var i PredictionListForReportRow
-		if err := rows.Scan(
-			&i.ModelID,
-			&i.PredictionConfigID,
-			&i.ScopeKey,
-			&i.Scope,
-			&i.Status,
-			&i.FailedReason,
-			&i.PerformedAt,
-			&i.ResolvableAt,
-			&i.InferenceOutput,
-			&i.ScoreValue,
-			&i.ScoreSuccess,
-			&i.ScoreFailedReason,
-			&i.ScoredAt,
-		); err != nil {
-			return nil, err
-		}
-		items = append(items, &i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
 }
 
 const predictionListPendingByTicks = `-- name: PredictionListPendingByTicks :many
