@@ -254,3 +254,32 @@ func TestRecomputeSnapshotsTakesEveryMark(t *testing.T) {
 	require.NoError(t, b.pool.QueryRow(ctx, "SELECT count(*) FROM snapshot_dirty").Scan(&left))
 	require.Zero(t, left)
 }
+
+// TestScoreWorkerAggregatorFails: an aggregator that fails at run time leaves the bucket's
+// snapshot unwritten and the run completes; the scores themselves are stored.
+func TestScoreWorkerAggregatorFails(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	aggregator, err := scoring.NewAggregator("../internal/scoring/testdata/aggregate.star:not_a_dict", scriptOptions())
+	require.NoError(t, err)
+	b := setupRiver(t, nil, func(d *Deps) {
+		d.Scoring = builtinScoring(t, "pnl")
+		d.Scoring.Aggregator = aggregator
+	})
+	base := time.Now().UTC().Add(-3 * time.Minute).Truncate(time.Second)
+	closes := make([]float64, 61)
+	for i := range closes {
+		closes[i] = 100 + float64(i)/6
+	}
+	testfactory.FeedCandles(ctx, t, b.pool, [4]string{}, base, time.Second, closes)
+	schedule := testfactory.Schedule(ctx, t, b.pool, nil)
+	model := testfactory.Model(ctx, t, b.pool, nil)
+	testfactory.Prediction(ctx, t, b.pool, &testfactory.PredictionOpts{ModelID: model.ID, ScheduleID: schedule.ID, PerformedAt: &base, Output: map[string]any{"value": 1.0}})
+
+	require.Equal(t, river.EventKindJobCompleted, b.runJob(t, ScoreArgs{}).Kind)
+
+	var scores, snapshots int
+	require.NoError(t, b.pool.QueryRow(ctx, "SELECT (SELECT count(*) FROM scores), (SELECT count(*) FROM snapshots)").Scan(&scores, &snapshots))
+	require.Equal(t, 1, scores)
+	require.Zero(t, snapshots, "a failing aggregator writes no snapshot")
+}
