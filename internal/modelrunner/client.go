@@ -2,26 +2,22 @@ package modelrunner
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/connectivity"
-	"google.golang.org/grpc/encoding"
-	grpcproto "google.golang.org/grpc/encoding/proto"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/keepalive"
-	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/crunchnode/crunch-node/internal/grpcwire"
 	"github.com/crunchnode/crunch-node/internal/modelrunner/mrpb"
 	"github.com/crunchnode/crunch-node/internal/modelrunner/variant"
 )
@@ -139,9 +135,9 @@ type ClientOptions struct {
 	// attempt. Default 10s.
 	ConnectTimeout time.Duration
 
-	// DialOptions are appended to the gRPC dial options (e.g. a bufconn
-	// dialer in tests).
-	DialOptions []grpc.DialOption
+	// Dialer opens the connection to a model's address; nil dials TCP.
+	// Tests use it for in-memory connections.
+	Dialer func(ctx context.Context, addr string) (net.Conn, error)
 
 	// HealthTimeout is the deadline of a health check. Default 10s.
 	HealthTimeout time.Duration
@@ -225,9 +221,6 @@ func (o ClientOptions) withDefaults() ClientOptions {
 	return o
 }
 
-// windowSize is the HTTP/2 flow-control window per stream and connection.
-const windowSize = 8 << 20
-
 // reportTimeout bounds delivering one failure report.
 const reportTimeout = 10 * time.Second
 
@@ -245,17 +238,16 @@ type Client struct {
 	wg       sync.WaitGroup
 
 	mu         sync.Mutex // guards everything below
-	conn       *grpc.ClientConn
+	conn       *grpcwire.ClientConn
 	cooldown   int
 	failures   int
-	health     healthpb.HealthClient
-	healthConn *grpc.ClientConn
+	healthConn *grpcwire.ClientConn
 	info       ModelInfo
 	reconnects int
 	reported   FailureCode
 	state      ClientState
-	stub       mrpb.DynamicSubclassServiceClient
 	timeouts   int
+	transport  Transport
 }
 
 // NewClient prepares a client for one model run. Connections are made lazily;
@@ -280,49 +272,90 @@ func NewClient(info ModelInfo, opts ClientOptions) (*Client, error) {
 }
 
 func (c *Client) dialLocked() error {
-	secOpts, err := c.opts.Security.DialOptions(c.info)
+	transport, err := c.opts.Security.Transport(c.info)
 	if err != nil {
 		return fmt.Errorf("securing connection to model %s: %w", c.info.ID, err)
 	}
-	opts := append(secOpts,
-		grpc.WithConnectParams(grpc.ConnectParams{
-			// Reconnect fast: a model that restarts should be back in
-			// a second, not after grpc's default 2-minute backoff.
-			Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
-			MinConnectTimeout: c.opts.ConnectTimeout,
-		}),
-		// The deadline, wait-for-ready and the answer size limit of Call come
-		// from the service config rather than from per-call options and a
-		// context.WithTimeout per call: grpc then derives the call's context
-		// with the deadline itself instead of adding one more layer, which
-		// saves a timer and several allocations per call.
-		grpc.WithDefaultServiceConfig(serviceConfig(c.opts)),
-		// Fixed flow-control windows turn off BDP estimation, whose pings
-		// add a round of writes to most calls; answers are small and the
-		// windows cover the largest allowed one.
-		grpc.WithInitialWindowSize(windowSize),
-		grpc.WithInitialConnWindowSize(windowSize),
-		// No pings without calls: servers answer too-frequent pings with
-		// GOAWAY.
-		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 5 * time.Minute, Timeout: 20 * time.Second}),
-	)
-	opts = append(opts, c.opts.DialOptions...)
-	target := "passthrough:///" + c.info.Addr()
-	conn, err := grpc.NewClient(target, opts...)
-	if err != nil {
-		return fmt.Errorf("creating connection to model %s: %w", c.info.ID, err)
+	addr := c.info.Addr()
+	if transport.Authority == "" {
+		transport.Authority = addr
 	}
-	// Health checks get their own channel so that a model busy with a long
-	// call still answers them.
-	healthConn, err := grpc.NewClient(target, opts...)
-	if err != nil {
-		_ = conn.Close()
-		return fmt.Errorf("creating health connection to model %s: %w", c.info.ID, err)
+	opts := grpcwire.ClientConnOptions{
+		Authority:      transport.Authority,
+		Dial:           c.dialFunc(addr, transport.TLS),
+		MaxRecvMsgSize: c.opts.MaxResponseBytes,
+		TLS:            transport.TLS != nil,
 	}
-	c.conn, c.healthConn = conn, healthConn
-	c.stub = mrpb.NewDynamicSubclassServiceClient(conn)
-	c.health = healthpb.NewHealthClient(healthConn)
+	// Health checks get their own connection so that a model busy with a
+	// long call still answers them. It is dialled on the first check, which
+	// few models ever need.
+	c.conn, c.healthConn = grpcwire.NewClientConn(opts), grpcwire.NewClientConn(opts)
+	c.transport = transport
 	return nil
+}
+
+// dialFunc opens a connection to addr, with the TLS handshake done when the
+// transport asks for TLS.
+func (c *Client) dialFunc(addr string, tlsCfg *tls.Config) grpcwire.DialFunc {
+	dial := c.opts.Dialer
+	if dial == nil {
+		var d net.Dialer
+		dial = func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }
+	}
+	if tlsCfg == nil {
+		return func(ctx context.Context) (net.Conn, error) { return dial(ctx, addr) }
+	}
+	tlsCfg = tlsCfg.Clone()
+	tlsCfg.NextProtos = []string{"h2"}
+	if tlsCfg.ServerName == "" {
+		host, _, err := net.SplitHostPort(addr)
+		if err != nil {
+			host = addr
+		}
+		tlsCfg.ServerName = host
+	}
+	return func(ctx context.Context) (net.Conn, error) {
+		nc, err := dial(ctx, addr)
+		if err != nil {
+			return nil, err
+		}
+		tc := tls.Client(nc, tlsCfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			_ = nc.Close()
+			return nil, err
+		}
+		return tc, nil
+	}
+}
+
+// Full method names of the protocol.
+const (
+	methodCall   = "/" + serviceName + "/Call"
+	methodHealth = "/grpc.health.v1.Health/Check"
+	methodSetup  = "/" + serviceName + "/Setup"
+)
+
+// invoke makes one RPC with the transport's metadata and, but for health
+// checks, its answer verification.
+func (c *Client) invoke(ctx context.Context, conn *grpcwire.ClientConn, transport Transport, method string, msg []byte, timeout time.Duration) (*grpcwire.Answer, error) {
+	req := &grpcwire.Request{Method: method, Message: msg, Timeout: timeout}
+	if transport.Metadata != nil {
+		md, err := transport.Metadata()
+		if err != nil {
+			return nil, err
+		}
+		req.Metadata = md
+	}
+	answer, err := conn.Invoke(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	if transport.Verify != nil && method != methodHealth {
+		if err := transport.Verify(answer); err != nil {
+			return nil, err
+		}
+	}
+	return answer, nil
 }
 
 // Info returns the model this client talks to.
@@ -368,6 +401,7 @@ func (c *Client) Close() error {
 	c.state = ClientClosed
 	conn, healthConn := c.conn, c.healthConn
 	c.mu.Unlock()
+	// Closing first fails a call or health check in flight at once.
 	c.cancel()
 	c.wg.Wait()
 	return errors.Join(conn.Close(), healthConn.Close())
@@ -435,24 +469,28 @@ func (c *Client) setupWithRetries(ctx context.Context) error {
 
 func (c *Client) setupOnce(ctx context.Context) error {
 	c.mu.Lock()
-	conn, stub := c.conn, c.stub
+	conn, transport := c.conn, c.transport
 	c.mu.Unlock()
 
-	// Only the main channel: the health channel connects on its first check,
-	// which few models ever need. Idle, its connection would cost goroutines
-	// and buffers on both sides for every model, and stack scanning in every
-	// garbage collection of a node with hundreds of models.
+	// Connecting first, within ConnectTimeout, tells an unreachable model
+	// (refused, TLS failure) from one whose Setup is slow.
 	connectCtx, cancel := context.WithTimeout(ctx, c.opts.ConnectTimeout)
-	defer cancel()
-	if err := waitConnected(connectCtx, conn); err != nil {
-		return fmt.Errorf("connecting to %s: %w", c.info.Addr(), withConnectionError(ctx, conn, err))
+	err := conn.Connect(connectCtx)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("connecting to %s: %w", c.info.Addr(), err)
 	}
-
-	setupCtx, cancel := context.WithTimeout(ctx, c.opts.SetupTimeout)
-	defer cancel()
-	resp, err := stub.Setup(setupCtx, &mrpb.SetupRequest{ClassName: c.opts.BaseClassName}, grpc.WaitForReady(true))
+	req, err := proto.Marshal(&mrpb.SetupRequest{ClassName: c.opts.BaseClassName})
+	if err != nil {
+		return fmt.Errorf("encoding Setup: %w", err)
+	}
+	answer, err := c.invoke(ctx, conn, transport, methodSetup, req, c.opts.SetupTimeout)
 	if err != nil {
 		return fmt.Errorf("calling Setup: %w", err)
+	}
+	var resp mrpb.SetupResponse
+	if err := proto.Unmarshal(answer.Message, &resp); err != nil {
+		return fmt.Errorf("decoding Setup's answer: %w", err)
 	}
 	if code := resp.GetStatus().GetCode(); code != CodeSuccess {
 		return setupError{&StatusError{Code: code, Message: resp.GetStatus().GetMessage()}}
@@ -460,63 +498,14 @@ func (c *Client) setupOnce(ctx context.Context) error {
 	return nil
 }
 
-// waitConnected blocks until conn is READY, so an unreachable model fails
-// the attempt within ConnectTimeout instead of hanging in WaitForReady.
-func waitConnected(ctx context.Context, conn *grpc.ClientConn) error {
-	conn.Connect()
-	for {
-		s := conn.GetState()
-		switch s {
-		case connectivity.Ready:
-			return nil
-		case connectivity.Shutdown:
-			return errors.New("connection closed")
-		case connectivity.Idle:
-			conn.Connect()
-		}
-		if !conn.WaitForStateChange(ctx, s) {
-			return fmt.Errorf("still %s: %w", s, ctx.Err())
-		}
-	}
-}
-
-// withConnectionError adds why the channel failed to connect (refused, TLS
-// handshake, certificate) to a wait that timed out in TRANSIENT_FAILURE. The
-// channel keeps that reason to itself except as the error of an RPC made
-// without wait-for-ready, so one health check, which fails at once, fetches it.
-func withConnectionError(ctx context.Context, conn *grpc.ClientConn, err error) error {
-	if conn.GetState() != connectivity.TransientFailure {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(ctx, time.Second)
-	defer cancel()
-	_, probeErr := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
-	if status.Code(probeErr) != codes.Unavailable {
-		return err
-	}
-	return fmt.Errorf("%w (%s)", err, status.Convert(probeErr).Message())
-}
-
-// serviceConfig is the gRPC service config of a model's main channel: Call
-// gets CallTimeout as its deadline and waits for the channel to be ready (as
-// the Python client's wait_for_ready=True), and every method's answer is
-// limited to MaxResponseBytes.
-func serviceConfig(opts ClientOptions) string {
-	return fmt.Sprintf(`{"methodConfig": [
-		{"name": [{"service": %[1]q}], "maxResponseMessageBytes": %[2]d},
-		{"name": [{"service": %[1]q, "method": "Call"}], "maxResponseMessageBytes": %[2]d, "timeout": "%.9[3]fs", "waitForReady": true}
-	]}`, serviceName, opts.MaxResponseBytes, opts.CallTimeout.Seconds())
-}
-
 // serviceName is the gRPC service of the model runner protocol.
 const serviceName = "dynamic_subclass.DynamicSubclassService"
 
 // PreparedCall is one method call with its arguments already marshalled, so
-// that a fan-out encodes the request once instead of once per model. Each
-// model receives exactly the bytes grpc's own proto codec would have sent.
+// that a fan-out encodes the request once instead of once per model.
 type PreparedCall struct {
 	method string
-	data   mem.BufferSlice // a marshalled mrpb.CallRequest; read-only, shared
+	data   []byte // a marshalled mrpb.CallRequest; read-only, shared
 }
 
 // PrepareCall marshals a call of method with pre-encoded arguments (see
@@ -526,7 +515,7 @@ func PrepareCall(method string, args []*mrpb.Argument, kwargs []*mrpb.KwArgument
 	if err != nil {
 		return nil, fmt.Errorf("encoding call of %s: %w", method, err)
 	}
-	return &PreparedCall{method: method, data: mem.BufferSlice{mem.SliceBuffer(b)}}, nil
+	return &PreparedCall{method: method, data: b}, nil
 }
 
 // Prepare encodes positional arguments (see variant.Encode for the accepted
@@ -538,33 +527,6 @@ func Prepare(method string, args ...any) (*PreparedCall, error) {
 	}
 	return PrepareCall(method, encoded, nil)
 }
-
-// preparedCodec sends a PreparedCall's bytes as they are and handles every
-// other message with grpc's proto codec. Its empty name keeps the request's
-// content-type "application/grpc", as with the default codec: the wire is
-// unchanged.
-type preparedCodec struct{}
-
-var protoCodec = encoding.GetCodecV2(grpcproto.Name)
-
-func (preparedCodec) Marshal(v any) (mem.BufferSlice, error) {
-	if p, ok := v.(*PreparedCall); ok {
-		// SliceBuffer's Ref and Free do nothing, so every call can send the
-		// same slice concurrently.
-		return p.data, nil
-	}
-	return protoCodec.Marshal(v)
-}
-
-func (preparedCodec) Unmarshal(data mem.BufferSlice, v any) error {
-	return protoCodec.Unmarshal(data, v)
-}
-
-func (preparedCodec) Name() string { return "" }
-
-// callOptions are the options of every Call RPC; the deadline, wait-for-ready
-// and size limit are in the service config.
-var callOptions = []grpc.CallOption{grpc.StaticMethod(), grpc.ForceCodecV2(preparedCodec{})}
 
 // Call invokes method on the model with pre-encoded arguments (see
 // variant.Args), applying the deadline, the one-call-in-flight rule, the
@@ -598,7 +560,7 @@ func (c *Client) CallPrepared(ctx context.Context, call *PreparedCall) Result {
 		c.mu.Unlock()
 		return res
 	}
-	conn := c.conn
+	conn, transport := c.conn, c.transport
 	c.mu.Unlock()
 
 	if !c.inflight.TryLock() {
@@ -608,10 +570,19 @@ func (c *Client) CallPrepared(ctx context.Context, call *PreparedCall) Result {
 		res.Status, res.Err = StatusTimeout, c.wrap(method, ErrBusy)
 		return res
 	}
-	resp := new(mrpb.CallResponse)
-	err := conn.Invoke(ctx, mrpb.DynamicSubclassService_Call_FullMethodName, call, resp, callOptions...)
+	answer, err := c.invoke(ctx, conn, transport, methodCall, call.data, c.opts.CallTimeout)
 	c.inflight.Unlock()
 	res.ExecTime = c.opts.Now().Sub(start)
+	resp := new(mrpb.CallResponse)
+	if err == nil {
+		if decodeErr := proto.Unmarshal(answer.Message, resp); decodeErr != nil {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			res.Status, res.Code, res.Err = StatusFailed, codes.Internal.String(), c.wrap(method, fmt.Errorf("decoding the answer: %w", decodeErr))
+			c.onFailureLocked()
+			return res
+		}
+	}
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -714,11 +685,9 @@ func (c *Client) startRepairLocked(repair func()) {
 
 func (c *Client) checkHealth() {
 	c.mu.Lock()
-	health := c.health
+	conn, transport := c.healthConn, c.transport
 	c.mu.Unlock()
-	ctx, cancel := context.WithTimeout(c.ctx, c.opts.HealthTimeout)
-	resp, err := health.Check(ctx, &healthpb.HealthCheckRequest{Service: ""})
-	cancel()
+	resp, err := c.healthCheck(conn, transport)
 	if err == nil && resp.GetStatus() == healthpb.HealthCheckResponse_SERVING {
 		c.logger.DebugContext(c.ctx, "Model runner: model still serving after timeouts")
 		return
@@ -731,7 +700,23 @@ func (c *Client) checkHealth() {
 	c.reconnect()
 }
 
-// reconnect replaces both channels and runs Setup again.
+func (c *Client) healthCheck(conn *grpcwire.ClientConn, transport Transport) (*healthpb.HealthCheckResponse, error) {
+	req, err := proto.Marshal(&healthpb.HealthCheckRequest{Service: ""})
+	if err != nil {
+		return nil, fmt.Errorf("encoding health check: %w", err)
+	}
+	answer, err := c.invoke(c.ctx, conn, transport, methodHealth, req, c.opts.HealthTimeout)
+	if err != nil {
+		return nil, err
+	}
+	resp := new(healthpb.HealthCheckResponse)
+	if err := proto.Unmarshal(answer.Message, resp); err != nil {
+		return nil, fmt.Errorf("decoding health check: %w", err)
+	}
+	return resp, nil
+}
+
+// reconnect replaces both connections and runs Setup again.
 func (c *Client) reconnect() {
 	c.mu.Lock()
 	if c.state != ClientReady {

@@ -11,6 +11,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/encoding"
+	grpcproto "google.golang.org/grpc/encoding/proto"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
@@ -71,7 +73,7 @@ func TestClientBufconnSuccess(t *testing.T) {
 	dial, _ := startBufHost(t, "mean-reversion", modelhost.Faults{})
 	rep := &reports{}
 	opts := testClientOptions(rep)
-	opts.DialOptions = []grpc.DialOption{dial}
+	opts.Dialer = dial
 	now := time.Unix(1_700_000_000, 0)
 	opts.Now = func() time.Time { now = now.Add(3 * time.Millisecond); return now }
 	c, err := NewClient(ModelInfo{ID: "m1", Host: "bufnet", Port: 1, State: StateRunning}, opts)
@@ -409,6 +411,9 @@ func TestClientCallerCancelNotCounted(t *testing.T) {
 	require.ErrorIs(t, res.Err, context.Canceled)
 	requireStats(t, b.client, ClientReady, 0, 0, 0)
 }
+
+// protoCodec is grpc-go's own proto codec, what the reference server uses.
+var protoCodec = encoding.GetCodecV2(grpcproto.Name)
 
 // captureCodec records the raw request bytes a server receives.
 type captureCodec struct {

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/crunchnode/crunch-node/internal/modelrunner/modelhost"
@@ -78,9 +77,9 @@ func startTCPHostConfig(t testing.TB, id string, cfg modelhost.Config) (ModelInf
 	}, h
 }
 
-// startBufHost serves a model host in memory and returns the dial option
-// that reaches it.
-func startBufHost(t testing.TB, example string, faults modelhost.Faults) (grpc.DialOption, *modelhost.Host) {
+// startBufHost serves a model host in memory and returns the dialer that
+// reaches it.
+func startBufHost(t testing.TB, example string, faults modelhost.Faults) (func(context.Context, string) (net.Conn, error), *modelhost.Host) {
 	t.Helper()
 	h, err := modelhost.New(modelhost.Config{Factory: exampleFactory(t, example), Faults: faults})
 	require.NoError(t, err)
@@ -91,7 +90,7 @@ func startBufHost(t testing.TB, example string, faults modelhost.Faults) (grpc.D
 		defer cancel()
 		h.Stop(ctx)
 	})
-	return grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }), h
+	return func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }, h
 }
 
 // reports collects failure reports.

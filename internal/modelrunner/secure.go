@@ -1,7 +1,6 @@
 package modelrunner
 
 import (
-	"context"
 	"crypto/ed25519"
 	"crypto/tls"
 	"crypto/x509"
@@ -14,10 +13,7 @@ import (
 	"strings"
 	"sync"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/peer"
+	"github.com/crunchnode/crunch-node/internal/grpcwire"
 )
 
 // Secure mode response metadata: the model's proof that its TLS key belongs
@@ -92,11 +88,11 @@ func NewSecure(opts SecureOptions) (*Secure, error) {
 	return &Secure{cert: cert, rootCAs: roots}, nil
 }
 
-// DialOptions implements Security. The TLS config verifies the server's
-// chain against ca.crt for the model's own server name; the interceptor
-// checks the ownership proof on every call but the health checks, which
-// carry no model data.
-func (s *Secure) DialOptions(model ModelInfo) ([]grpc.DialOption, error) {
+// Transport implements Security. The TLS config verifies the server's
+// chain against ca.crt for the model's own server name; the ownership proof
+// is checked on every answer but the health checks', which carry no model
+// data.
+func (s *Secure) Transport(model ModelInfo) (Transport, error) {
 	name := SecureServerName(model.ID)
 	tlsCfg := &tls.Config{
 		Certificates: []tls.Certificate{s.cert},
@@ -105,11 +101,7 @@ func (s *Secure) DialOptions(model ModelInfo) ([]grpc.DialOption, error) {
 		ServerName:   name,
 	}
 	v := &ownershipVerifier{hotkey: model.CruncherHotkey, modelID: model.ID, wallet: model.CruncherWalletPubkey}
-	return []grpc.DialOption{
-		grpc.WithTransportCredentials(credentials.NewTLS(tlsCfg)),
-		grpc.WithAuthority(name),
-		grpc.WithUnaryInterceptor(v.intercept),
-	}, nil
+	return Transport{TLS: tlsCfg, Authority: name, Verify: v.check}, nil
 }
 
 // ServerAuthError is a model that failed to prove it belongs to its
@@ -155,17 +147,8 @@ type ServerOwnershipMessage struct {
 	ModelID   string `json:"model_id"`
 }
 
-func (v *ownershipVerifier) intercept(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-	if strings.HasPrefix(method, "/grpc.health.v1.Health/") {
-		return invoker(ctx, method, req, reply, cc, opts...)
-	}
-	var header metadata.MD
-	var p peer.Peer
-	opts = append(opts, grpc.Header(&header), grpc.Peer(&p))
-	if err := invoker(ctx, method, req, reply, cc, opts...); err != nil {
-		return err
-	}
-	proof, err := proofOf(header, &p)
+func (v *ownershipVerifier) check(answer *grpcwire.Answer) error {
+	proof, err := proofOf(answer)
 	if err != nil {
 		return err
 	}
@@ -184,17 +167,16 @@ func (v *ownershipVerifier) intercept(ctx context.Context, method string, req, r
 	return nil
 }
 
-func proofOf(header metadata.MD, p *peer.Peer) (ownershipProof, error) {
-	tlsInfo, ok := p.AuthInfo.(credentials.TLSInfo)
-	if !ok || len(tlsInfo.State.PeerCertificates) == 0 {
+func proofOf(answer *grpcwire.Answer) (ownershipProof, error) {
+	if answer.TLS == nil || len(answer.TLS.PeerCertificates) == 0 {
 		return ownershipProof{}, &ServerAuthError{Reason: "no TLS certificate from the server"}
 	}
 	get := func(key string) (string, error) {
-		vals := header.Get(key)
-		if len(vals) != 1 || vals[0] == "" {
+		value, ok := answer.HeaderValue(key)
+		if !ok || value == "" {
 			return "", &ServerAuthError{Reason: "missing response header " + key}
 		}
-		return vals[0], nil
+		return value, nil
 	}
 	var proof ownershipProof
 	var err error
@@ -207,7 +189,7 @@ func proofOf(header metadata.MD, p *peer.Peer) (ownershipProof, error) {
 	if proof.wallet, err = get(SecureHeaderWallet); err != nil {
 		return proof, err
 	}
-	proof.certPub = string(tlsInfo.State.PeerCertificates[0].RawSubjectPublicKeyInfo)
+	proof.certPub = string(answer.TLS.PeerCertificates[0].RawSubjectPublicKeyInfo)
 	return proof, nil
 }
 

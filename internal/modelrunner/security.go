@@ -1,7 +1,6 @@
 package modelrunner
 
 import (
-	"context"
 	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
@@ -17,9 +16,9 @@ import (
 	"path/filepath"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/credentials/insecure"
+	"golang.org/x/net/http2/hpack"
+
+	"github.com/crunchnode/crunch-node/internal/grpcwire"
 )
 
 // Security decides how connections to one model are secured and
@@ -27,16 +26,35 @@ import (
 // Insecure (default), Gateway and Secure (the mTLS wallet mode), which needs
 // the model's ModelInfo (wallet key, hotkey) and so gets it here.
 type Security interface {
-	DialOptions(model ModelInfo) ([]grpc.DialOption, error)
+	Transport(model ModelInfo) (Transport, error)
+}
+
+// Transport is how a client reaches and trusts one model.
+type Transport struct {
+	// TLS secures the connection; nil is plaintext HTTP/2. ALPN "h2" is
+	// added, and an empty ServerName is the model's host.
+	TLS *tls.Config
+
+	// Authority is the :authority of every call; empty means the model's
+	// host:port.
+	Authority string
+
+	// Metadata returns the extra headers of one call (the gateway's
+	// signature); nil for none.
+	Metadata func() ([]hpack.HeaderField, error)
+
+	// Verify checks each answer but the health checks' (the secure mode's
+	// ownership proof); nil for none. An error fails the call.
+	Verify func(answer *grpcwire.Answer) error
 }
 
 // Insecure is plaintext HTTP/2 with no authentication, what local
 // development and most orchestrator deployments use.
 type Insecure struct{}
 
-// DialOptions implements Security.
-func (Insecure) DialOptions(ModelInfo) ([]grpc.DialOption, error) {
-	return []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, nil
+// Transport implements Security.
+func (Insecure) Transport(ModelInfo) (Transport, error) {
+	return Transport{}, nil
 }
 
 // Gateway metadata header names.
@@ -118,12 +136,22 @@ func parseRSAKey(data []byte) (*rsa.PrivateKey, error) {
 	return key, nil
 }
 
-// DialOptions implements Security.
-func (g *Gateway) DialOptions(model ModelInfo) ([]grpc.DialOption, error) {
-	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: g.rootCAs}
-	return []grpc.DialOption{
-		grpc.WithTransportCredentials(credentials.NewTLS(tlsCfg)),
-		grpc.WithPerRPCCredentials(gatewayCreds{gateway: g, modelID: model.ID}),
+// Transport implements Security: TLS against the system roots (or
+// RootCAs), and a fresh signature on every call, health checks included.
+func (g *Gateway) Transport(model ModelInfo) (Transport, error) {
+	return Transport{
+		TLS: &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: g.rootCAs},
+		Metadata: func() ([]hpack.HeaderField, error) {
+			headers, err := g.Sign(model.ID)
+			if err != nil {
+				return nil, err
+			}
+			return []hpack.HeaderField{
+				{Name: GatewayHeaderMessage, Value: headers[GatewayHeaderMessage], Sensitive: true},
+				{Name: GatewayHeaderPubkey, Value: headers[GatewayHeaderPubkey]},
+				{Name: GatewayHeaderSignature, Value: headers[GatewayHeaderSignature], Sensitive: true},
+			}, nil
+		},
 	}, nil
 }
 
@@ -147,15 +175,3 @@ func (g *Gateway) Sign(modelID string) (map[string]string, error) {
 		GatewayHeaderSignature: base64.StdEncoding.EncodeToString(sig),
 	}, nil
 }
-
-type gatewayCreds struct {
-	gateway *Gateway
-	modelID string
-}
-
-func (c gatewayCreds) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
-	return c.gateway.Sign(c.modelID)
-}
-
-// RequireTransportSecurity keeps the signed headers off plaintext links.
-func (gatewayCreds) RequireTransportSecurity() bool { return true }
