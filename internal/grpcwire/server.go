@@ -2,7 +2,6 @@ package grpcwire
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/base64"
@@ -278,8 +277,9 @@ type srvConn struct {
 	wmu          sync.Mutex
 	wcond        sync.Cond // L is &wmu; broadcast when a send window grows, a stream is reset or the connection dies
 	wbuf         []byte    // frames waiting for the next write
-	hbuf         bytes.Buffer
-	henc         *hpack.Encoder
+	hblock       []byte    // header block being built
+	tableUpdate  bool      // the next header block must start with a table size update
+	tableShrunk  bool      // the client shrank our HPACK table: we announced size 0
 	streams      map[uint32]*srvStream
 	lastAccepted uint32 // highest stream accepted for processing, for GOAWAY
 	active       int    // streams accepted and not yet answered or reset
@@ -347,7 +347,6 @@ func newSrvConn(s *Server, nc net.Conn) *srvConn {
 		peerMaxFrame: srvMaxReadFrame,
 	}
 	c.wcond.L = &c.wmu
-	c.henc = hpack.NewEncoder(&c.hbuf)
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	return c
 }
@@ -542,7 +541,9 @@ func (c *srvConn) onSettings(f *http2.SettingsFrame) error {
 		case http2.SettingMaxFrameSize:
 			c.peerMaxFrame = int(s.Val)
 		case http2.SettingHeaderTableSize:
-			c.henc.SetMaxDynamicTableSizeLimit(s.Val)
+			if s.Val < 4096 && !c.tableShrunk {
+				c.tableUpdate, c.tableShrunk = true, true
+			}
 		}
 		return nil
 	})
@@ -556,19 +557,25 @@ func (c *srvConn) onSettings(f *http2.SettingsFrame) error {
 
 func (c *srvConn) onWindowUpdate(f *http2.WindowUpdateFrame) error {
 	c.wmu.Lock()
-	defer c.wmu.Unlock()
+	var overflow *srvStream
 	if f.StreamID == 0 {
 		c.sendWindow += int64(f.Increment)
 		if c.sendWindow > math.MaxInt32 {
+			c.wmu.Unlock()
 			return http2.ConnectionError(http2.ErrCodeFlowControl)
 		}
 	} else if st := c.streams[f.StreamID]; st != nil {
 		st.sendWindow += int64(f.Increment)
 		if st.sendWindow > math.MaxInt32 {
 			c.resetStreamLocked(st, http2.ErrCodeFlowControl)
+			overflow = st
 		}
 	}
 	c.wcond.Broadcast()
+	c.wmu.Unlock()
+	if overflow != nil {
+		c.endStreamWork(overflow)
+	}
 	return nil
 }
 
@@ -703,7 +710,7 @@ func (c *srvConn) onRequestHeaders(st *srvStream) {
 	}
 	c.lastAccepted = st.id
 	if code != codes.OK {
-		c.appendStatusLocked(st, httpStatus, code, msg, "", true)
+		c.appendStatusLocked(st, httpStatus, code, msg, "")
 		if !st.ended {
 			// Tell the client to stop sending the request.
 			c.wbuf = srvAppendRSTStream(c.wbuf, st.id, http2.ErrCodeNo)
@@ -716,7 +723,7 @@ func (c *srvConn) onRequestHeaders(st *srvStream) {
 	c.active++
 	if st.ended {
 		// END_STREAM on the HEADERS: the request has no message.
-		c.appendStatusLocked(st, "200", codes.Internal, "grpcwire: request has no message", "", true)
+		c.appendStatusLocked(st, "200", codes.Internal, "grpcwire: request has no message", "")
 		c.closeStreamLocked(st)
 	}
 }
@@ -806,7 +813,7 @@ func (c *srvConn) onRequestEnd(st *srvStream) {
 func (c *srvConn) failRequest(st *srvStream, code codes.Code, msg string) {
 	c.wmu.Lock()
 	if !st.done {
-		c.appendStatusLocked(st, "200", code, msg, "", true)
+		c.appendStatusLocked(st, "200", code, msg, "")
 		if !st.ended {
 			c.wbuf = srvAppendRSTStream(c.wbuf, st.id, http2.ErrCodeNo)
 		}
@@ -911,19 +918,17 @@ func (c *srvConn) respond(st *srvStream, resp []byte, herr error) {
 				details = base64.RawStdEncoding.EncodeToString(b)
 			}
 		}
-		c.appendStatusLocked(st, "200", s.Code(), s.Message(), details, true)
+		c.appendStatusLocked(st, "200", s.Code(), s.Message(), details)
 	} else {
-		c.hbuf.Reset()
-		_ = c.henc.WriteField(hpack.HeaderField{Name: ":status", Value: "200"})
-		_ = c.henc.WriteField(hpack.HeaderField{Name: "content-type", Value: "application/grpc"})
+		blk := append(c.startBlockLocked(), srvBlockOK...)
 		for _, f := range st.outHeader {
-			_ = c.henc.WriteField(f)
+			blk = srvAppendField(blk, f.Name, f.Value)
 		}
-		c.appendHeaderBlockLocked(st.id, c.hbuf.Bytes(), false)
+		c.appendHeaderBlockLocked(st.id, blk, false)
 		if !c.appendMessageLocked(st, resp) {
 			return
 		}
-		c.appendStatusLocked(st, "", codes.OK, "", "", false)
+		c.appendHeaderBlockLocked(st.id, append(c.startBlockLocked(), srvBlockTrailersOK...), true)
 	}
 	c.flushLocked()
 	c.closeStreamLocked(st)
@@ -970,33 +975,50 @@ func (c *srvConn) appendMessageLocked(st *srvStream, resp []byte) bool {
 	return true
 }
 
-// appendStatusLocked appends the trailers ending a stream: grpc-status and
-// grpc-message, preceded by :status and content-type for a trailers-only
-// answer (an error before any message).
-func (c *srvConn) appendStatusLocked(st *srvStream, httpStatus string, code codes.Code, msg, details string, trailersOnly bool) {
-	c.hbuf.Reset()
-	if trailersOnly {
-		_ = c.henc.WriteField(hpack.HeaderField{Name: ":status", Value: httpStatus})
-		_ = c.henc.WriteField(hpack.HeaderField{Name: "content-type", Value: "application/grpc"})
-		if st.running {
-			for _, f := range st.outHeader {
-				_ = c.henc.WriteField(f)
-			}
+// appendStatusLocked appends a trailers-only answer (an error before any
+// message): :status, content-type, grpc-status and grpc-message in one
+// header block that ends the stream.
+func (c *srvConn) appendStatusLocked(st *srvStream, httpStatus string, code codes.Code, msg, details string) {
+	blk := c.startBlockLocked()
+	if httpStatus == "200" {
+		blk = append(blk, srvBlockOK...)
+	} else {
+		blk = srvAppendField(blk, ":status", httpStatus)
+		blk = srvAppendField(blk, "content-type", "application/grpc")
+	}
+	if st.running {
+		for _, f := range st.outHeader {
+			blk = srvAppendField(blk, f.Name, f.Value)
 		}
 	}
-	_ = c.henc.WriteField(hpack.HeaderField{Name: "grpc-status", Value: srvCodeString(code)})
+	blk = srvAppendField(blk, "grpc-status", srvCodeString(code))
 	if msg != "" {
-		_ = c.henc.WriteField(hpack.HeaderField{Name: "grpc-message", Value: srvEncodeMessage(msg)})
+		blk = srvAppendField(blk, "grpc-message", srvEncodeMessage(msg))
 	}
 	if details != "" {
-		_ = c.henc.WriteField(hpack.HeaderField{Name: "grpc-status-details-bin", Value: details})
+		blk = srvAppendField(blk, "grpc-status-details-bin", details)
 	}
-	c.appendHeaderBlockLocked(st.id, c.hbuf.Bytes(), true)
+	c.appendHeaderBlockLocked(st.id, blk, true)
+}
+
+// startBlockLocked returns the (reused) buffer for the next header block,
+// starting with the HPACK table size update owed to a client that shrank
+// our table.
+func (c *srvConn) startBlockLocked() []byte {
+	blk := c.hblock[:0]
+	if c.tableUpdate {
+		// We never index, so a table of size 0 suits us and needs no
+		// further updates whatever the client sets later.
+		blk = append(blk, 0x20)
+		c.tableUpdate = false
+	}
+	return blk
 }
 
 // appendHeaderBlockLocked appends a header block as HEADERS plus as many
 // CONTINUATION frames as the client's frame size needs.
 func (c *srvConn) appendHeaderBlockLocked(id uint32, block []byte, endStream bool) {
+	c.hblock = block[:0]
 	typ, flags := http2.FrameHeaders, http2.Flags(0)
 	if endStream {
 		flags = http2.FlagHeadersEndStream
@@ -1131,6 +1153,40 @@ func srvPutBuf(b *srvBuf) {
 	}
 	b.b = b.b[:0]
 	srvBufPool.Put(b)
+}
+
+// Answers are encoded without the HPACK dynamic table: literal fields
+// cost no table searches or insertions, the common blocks are constants,
+// and the encoding is valid whatever the client's table holds. They cost a
+// few more bytes on the wire than indexed fields, which loopback does not
+// notice.
+var (
+	srvBlockOK         = srvAppendField([]byte{0x88}, "content-type", "application/grpc") // 0x88: static entry ":status: 200"
+	srvBlockTrailersOK = srvAppendField(nil, "grpc-status", "0")
+)
+
+// srvAppendField appends a literal header field without indexing, with a
+// literal name (RFC 7541 6.2.2).
+func srvAppendField(b []byte, name, value string) []byte {
+	b = append(b, 0)
+	b = srvAppendHpackInt(b, 7, uint64(len(name)))
+	b = append(b, name...)
+	b = srvAppendHpackInt(b, 7, uint64(len(value)))
+	return append(b, value...)
+}
+
+// srvAppendHpackInt appends v as an HPACK integer with an n-bit prefix
+// (RFC 7541 5.1) and a clear Huffman bit.
+func srvAppendHpackInt(b []byte, n uint, v uint64) []byte {
+	limit := uint64(1)<<n - 1
+	if v < limit {
+		return append(b, byte(v))
+	}
+	b = append(b, byte(limit))
+	for v -= limit; v >= 0x80; v >>= 7 {
+		b = append(b, byte(v)|0x80)
+	}
+	return append(b, byte(v))
 }
 
 func srvAppendFrameHeader(b []byte, length int, typ http2.FrameType, flags http2.Flags, id uint32) []byte {

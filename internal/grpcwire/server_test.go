@@ -317,16 +317,37 @@ func TestServerDeadline(t *testing.T) {
 	require.Error(t, <-ended)
 }
 
-func TestServerClientCancel(t *testing.T) {
-	t.Parallel()
-	started := make(chan struct{})
-	ended := make(chan error, 1)
-	f := srvStart(t, false, ServerOptions{}, map[string]Handler{srvTestMethod: func(ctx context.Context, _ []byte) ([]byte, error) {
+// srvStartBlocking serves a handler that blocks until its context ends:
+// started is closed when it runs, ended receives its context's error.
+func srvStartBlocking(t *testing.T) (f *srvFixture, started chan struct{}, ended chan error) {
+	t.Helper()
+	started = make(chan struct{})
+	ended = make(chan error, 1)
+	f = srvStart(t, false, ServerOptions{}, map[string]Handler{srvTestMethod: func(ctx context.Context, _ []byte) ([]byte, error) {
 		close(started)
 		<-ctx.Done()
 		ended <- ctx.Err()
 		return nil, ctx.Err()
 	}})
+	return f, started, ended
+}
+
+// srvCallInBackground makes one call on a new connection; answered receives
+// its error.
+func srvCallInBackground(t *testing.T, f *srvFixture) chan error {
+	t.Helper()
+	conn := f.dial(t)
+	answered := make(chan error, 1)
+	go func() {
+		_, err := srvInvoke(t.Context(), conn, srvTestMethod, nil)
+		answered <- err
+	}()
+	return answered
+}
+
+func TestServerClientCancel(t *testing.T) {
+	t.Parallel()
+	f, started, ended := srvStartBlocking(t)
 	conn := f.dial(t)
 	ctx, cancel := context.WithCancel(t.Context())
 	go func() {
@@ -449,20 +470,8 @@ func TestServerGracefulStop(t *testing.T) {
 
 func TestServerGracefulStopDeadline(t *testing.T) {
 	t.Parallel()
-	started := make(chan struct{})
-	ended := make(chan error, 1)
-	f := srvStart(t, false, ServerOptions{}, map[string]Handler{srvTestMethod: func(ctx context.Context, _ []byte) ([]byte, error) {
-		close(started)
-		<-ctx.Done() // ignores the shutdown until cut
-		ended <- ctx.Err()
-		return nil, ctx.Err()
-	}})
-	conn := f.dial(t)
-	answered := make(chan error, 1)
-	go func() {
-		_, err := srvInvoke(t.Context(), conn, srvTestMethod, nil)
-		answered <- err
-	}()
+	f, started, ended := srvStartBlocking(t)
+	answered := srvCallInBackground(t, f)
 	<-started
 	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
 	defer cancel()
@@ -473,20 +482,8 @@ func TestServerGracefulStopDeadline(t *testing.T) {
 
 func TestServerStop(t *testing.T) {
 	t.Parallel()
-	started := make(chan struct{})
-	ended := make(chan error, 1)
-	f := srvStart(t, false, ServerOptions{}, map[string]Handler{srvTestMethod: func(ctx context.Context, _ []byte) ([]byte, error) {
-		close(started)
-		<-ctx.Done()
-		ended <- ctx.Err()
-		return nil, ctx.Err()
-	}})
-	conn := f.dial(t)
-	answered := make(chan error, 1)
-	go func() {
-		_, err := srvInvoke(t.Context(), conn, srvTestMethod, nil)
-		answered <- err
-	}()
+	f, started, ended := srvStartBlocking(t)
+	answered := srvCallInBackground(t, f)
 	<-started
 	f.server.Stop()
 	require.NoError(t, <-f.served)
@@ -601,6 +598,18 @@ func TestServerRawFrames(t *testing.T) {
 				require.Equal(t, [8]byte{1, 2, 3}, p.Data)
 				break
 			}
+		}
+	})
+	t.Run("SmallHeaderTable", func(t *testing.T) {
+		t.Parallel()
+		c := srvDialRaw(t, f.addr)
+		require.NoError(t, c.fr.WriteSettings(http2.Setting{ID: http2.SettingHeaderTableSize, Val: 0}))
+		for id := uint32(1); id <= 3; id += 2 {
+			require.NoError(t, c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: c.requestHeaders(srvTestMethod, "application/grpc"), EndHeaders: true}))
+			require.NoError(t, c.fr.WriteData(id, true, []byte{0, 0, 0, 0, 1, 'z'}))
+			fields, data := c.readUntilEnd(t, id)
+			require.Equal(t, "0", fields["grpc-status"])
+			require.Equal(t, "echo:z", string(data[5:]))
 		}
 	})
 	t.Run("BadContentType", func(t *testing.T) {
