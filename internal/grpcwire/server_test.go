@@ -13,6 +13,7 @@ import (
 	"io"
 	"math/big"
 	"net"
+	"os/exec"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -701,6 +702,56 @@ func FuzzServerFrames(f *testing.F) {
 		require.NoError(t, c.nc.(*net.TCPConn).CloseWrite())
 		c.expectClosed(t)
 	})
+}
+
+// TestServerPythonClient is an interop test against grpcio's C core client,
+// whose HTTP/2 habits (BDP pings, Huffman-coded headers, its own window
+// updates) differ from grpc-go's. It needs Debian's python3-grpcio.
+func TestServerPythonClient(t *testing.T) {
+	t.Parallel()
+	const python = "/usr/bin/python3"
+	if err := exec.Command(python, "-c", "import grpc").Run(); err != nil {
+		t.Skip("python3-grpcio is not installed")
+	}
+	f := srvStart(t, false, ServerOptions{}, map[string]Handler{
+		srvTestMethod: srvEcho,
+		"/t.S/Big": func(context.Context, []byte) ([]byte, error) {
+			return bytes.Repeat([]byte("b"), 5<<20), nil
+		},
+		"/t.S/Err": func(context.Context, []byte) ([]byte, error) {
+			return nil, status.Error(codes.InvalidArgument, "100% naïve ✓")
+		},
+		"/t.S/Block": func(ctx context.Context, _ []byte) ([]byte, error) {
+			<-ctx.Done()
+			return nil, ctx.Err()
+		},
+	})
+	const script = `
+import grpc, sys
+ch = grpc.insecure_channel(sys.argv[1], options=[("grpc.max_receive_message_length", 16 << 20)])
+echo = ch.unary_unary("/test.Echo/Call")
+req = b"x" * 15000
+for i in range(500):
+    assert echo(req, timeout=10) == b"echo:" + req, i
+assert len(ch.unary_unary("/t.S/Big")(b"", timeout=10)) == 5 << 20
+for method, code, details in [
+    ("/t.S/Err", grpc.StatusCode.INVALID_ARGUMENT, "100% naïve ✓"),
+    ("/t.S/Missing", grpc.StatusCode.UNIMPLEMENTED, None),
+    ("/t.S/Block", grpc.StatusCode.DEADLINE_EXCEEDED, None),
+]:
+    try:
+        ch.unary_unary(method)(b"", timeout=0.2)
+        raise SystemExit(method + ": no error")
+    except grpc.RpcError as e:
+        assert e.code() == code, (method, e.code())
+        assert details is None or e.details() == details, (method, e.details())
+print("ok")
+`
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, python, "-c", script, f.addr).CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	require.Equal(t, "ok\n", string(out))
 }
 
 func TestSrvParseTimeout(t *testing.T) {
