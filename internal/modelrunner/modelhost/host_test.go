@@ -28,6 +28,7 @@ import (
 type testBundle struct {
 	health healthpb.HealthClient
 	host   *Host
+	lis    *bufconn.Listener
 	stub   mrpb.DynamicSubclassServiceClient
 }
 
@@ -49,7 +50,7 @@ func setup(t *testing.T, cfg Config) *testBundle {
 		grpc.WithTransportCredentials(insecure.NewCredentials()))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = conn.Close() })
-	return &testBundle{health: healthpb.NewHealthClient(conn), host: h, stub: mrpb.NewDynamicSubclassServiceClient(conn)}
+	return &testBundle{health: healthpb.NewHealthClient(conn), host: h, lis: lis, stub: mrpb.NewDynamicSubclassServiceClient(conn)}
 }
 
 func (b *testBundle) setupModel(t *testing.T) {
@@ -251,6 +252,85 @@ func TestFaults(t *testing.T) {
 		resp := b.call(t, "predict", "BTC", 60, 15)
 		require.Greater(t, len(resp.GetMethodResponse().GetValue()), 1000)
 	})
+	t.Run("OversizedMegabytes", func(t *testing.T) {
+		t.Parallel()
+		// Several MB through the client's default flow-control windows.
+		const size = 6 << 20
+		b := setup(t, Config{Faults: Faults{OversizedBytes: size}})
+		b.setupModel(t)
+		args, err := variant.Args("BTC", 60, 15)
+		require.NoError(t, err)
+		req := &mrpb.CallRequest{MethodName: "predict", MethodArguments: args}
+		_, err = b.stub.Call(t.Context(), req)
+		require.Equal(t, codes.ResourceExhausted, status.Code(err), "over the client's 4 MiB default: %v", err)
+		resp, err := b.stub.Call(t.Context(), req, grpc.MaxCallRecvMsgSize(64<<20))
+		require.NoError(t, err)
+		require.Greater(t, len(resp.GetMethodResponse().GetValue()), size)
+	})
+}
+
+func TestHealthUnknownService(t *testing.T) {
+	t.Parallel()
+
+	b := setup(t, Config{})
+	_, err := b.health.Check(t.Context(), &healthpb.HealthCheckRequest{Service: "other.Service"})
+	require.Equal(t, codes.NotFound, status.Code(err))
+	require.Equal(t, "unknown service", status.Convert(err).Message())
+}
+
+// TestGracefulStop checks that Stop waits for the running call and answers
+// it; a Delay call is cut short by stopping, as the host promises.
+func TestGracefulStop(t *testing.T) {
+	t.Parallel()
+
+	release := make(chan struct{})
+	started := make(chan struct{})
+	model := blockingModel{started: started, release: release}
+	b := setup(t, Config{Factory: func([]any, map[string]any) (Model, error) { return model, nil }})
+	b.setupModel(t)
+	answered := make(chan error, 1)
+	go func() {
+		resp, err := b.stub.Call(t.Context(), &mrpb.CallRequest{MethodName: "predict"})
+		if err == nil && resp.GetStatus().GetCode() != StatusSuccess {
+			err = fmt.Errorf("status %v", resp.GetStatus())
+		}
+		answered <- err
+	}()
+	<-started
+	stopped := make(chan struct{})
+	go func() {
+		b.host.Stop(t.Context())
+		close(stopped)
+	}()
+	// Once the listener is closed, Stop is under way...
+	require.Eventually(t, func() bool {
+		c, err := b.lis.DialContext(t.Context())
+		if err == nil {
+			_ = c.Close()
+		}
+		return err != nil
+	}, 5*time.Second, time.Millisecond)
+	// ...and must wait for the call.
+	select {
+	case <-stopped:
+		t.Fatal("Stop returned while a call was running")
+	case err := <-answered:
+		t.Fatalf("the call ended before it was released: %v", err)
+	default:
+	}
+	close(release)
+	require.NoError(t, <-answered)
+	<-stopped
+}
+
+type blockingModel struct{ started, release chan struct{} }
+
+func (m blockingModel) Method(string) (Method, bool) {
+	return Method{Func: func(context.Context, []any, map[string]any) (any, error) {
+		close(m.started)
+		<-m.release
+		return 1.0, nil
+	}}, true
 }
 
 func TestExamples(t *testing.T) {
