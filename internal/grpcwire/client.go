@@ -144,9 +144,10 @@ func (c *ClientConn) Connect(ctx context.Context) error {
 // violations) from the client's side.
 func (c *ClientConn) Invoke(ctx context.Context, req *Request) (*Answer, error) {
 	deadline, hasDeadline := ctx.Deadline()
+	ownTimeout := false // the deadline is req.Timeout from now
 	if req.Timeout > 0 {
 		if d := time.Now().Add(req.Timeout); !hasDeadline || d.Before(deadline) {
-			deadline, hasDeadline = d, true
+			deadline, hasDeadline, ownTimeout = d, true, true
 		}
 	}
 	c.callMu.Lock()
@@ -156,7 +157,7 @@ func (c *ClientConn) Invoke(ctx context.Context, req *Request) (*Answer, error) 
 		if err != nil {
 			return nil, err
 		}
-		answer, err := t.call(ctx, req, deadline, hasDeadline, c.opts.MaxRecvMsgSize)
+		answer, err := t.call(ctx, req, deadline, hasDeadline, ownTimeout, c.opts.MaxRecvMsgSize)
 		if t.broken || t.goAway {
 			c.drop(t)
 		}
@@ -245,6 +246,9 @@ type unprocessedError struct{ err error }
 
 func (e *unprocessedError) Error() string { return e.err.Error() }
 
+// maxHeaderListSize bounds an answer's headers or trailers.
+const maxHeaderListSize = 1 << 20
+
 // Flow-control windows this client grants. Answers are at most
 // MaxRecvMsgSize, so a stream's window never needs replenishing.
 const (
@@ -282,6 +286,15 @@ type transport struct {
 	payload []byte // the request's length-prefixed message
 	msg     []byte // the answer's DATA, prefix included
 	maxMsg  int
+
+	// The header block being received: HEADERS plus CONTINUATIONs.
+	hdec       *hpack.Decoder
+	hblock     []byte
+	hblockID   uint32
+	hblockEnd  bool // the HEADERS frame ended its stream
+	hfields    hpackFields
+	timeoutFor time.Duration // the Timeout whose encoding is timeoutStr
+	timeoutStr string
 
 	// Per-call state.
 	callDeadline time.Time // zero: none
@@ -323,9 +336,12 @@ func newTransport(nc net.Conn, opts ClientConnOptions) (*transport, error) {
 	t.hw = sliceWriter{&t.hbuf}
 	t.henc = hpack.NewEncoder(t.hw)
 	t.fr = http2.NewFramer(t.bw, t.br)
-	t.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
-	t.fr.MaxHeaderListSize = 1 << 20
 	t.fr.SetReuseFrames()
+	// Header blocks are decoded here rather than by the Framer's
+	// MetaHeadersFrame, which allocates a frame, a field slice and every
+	// string; fields the server indexed come from the table for free.
+	t.hdec = hpack.NewDecoder(4096, t.hfields.add)
+	t.hdec.SetMaxStringLength(maxHeaderListSize)
 	if tc, ok := nc.(*tls.Conn); ok {
 		st := tc.ConnectionState()
 		if st.NegotiatedProtocol != "" && st.NegotiatedProtocol != "h2" {
@@ -343,7 +359,7 @@ func newTransport(nc net.Conn, opts ClientConnOptions) (*transport, error) {
 		t.fr.WriteSettings(
 			http2.Setting{ID: http2.SettingEnablePush, Val: 0},
 			http2.Setting{ID: http2.SettingInitialWindowSize, Val: uint32(recvWindow)},
-			http2.Setting{ID: http2.SettingMaxHeaderListSize, Val: t.fr.MaxHeaderListSize},
+			http2.Setting{ID: http2.SettingMaxHeaderListSize, Val: maxHeaderListSize},
 		),
 		t.fr.WriteWindowUpdate(0, uint32(recvWindow-defaultWindow)),
 	)
@@ -378,16 +394,17 @@ func (t *transport) checkStale() {
 // staleReadTimeout bounds reading an idle connection's pending frames.
 const staleReadTimeout = time.Second
 
-func (t *transport) call(ctx context.Context, req *Request, deadline time.Time, hasDeadline bool, maxRecv int) (*Answer, error) {
+func (t *transport) call(ctx context.Context, req *Request, deadline time.Time, hasDeadline, ownTimeout bool, maxRecv int) (*Answer, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, status.FromContextError(err).Err()
 	}
-	timeout := time.Duration(0)
+	var timeout hpack.HeaderField
 	if hasDeadline {
-		timeout = time.Until(deadline)
-		if timeout <= 0 {
+		remaining := time.Until(deadline)
+		if remaining <= 0 {
 			return nil, status.Error(codes.DeadlineExceeded, "context deadline exceeded")
 		}
+		timeout = t.timeoutField(req.Timeout, remaining, ownTimeout)
 	}
 	// The conn's deadline is the call's; cancelling ctx moves it to now.
 	if !deadline.Equal(t.deadline) {
@@ -435,9 +452,24 @@ func (t *transport) call(ctx context.Context, req *Request, deadline time.Time, 
 	return t.answer()
 }
 
+// timeoutField is the call's grpc-timeout. A model's calls all carry the
+// same Timeout, so its encoding is kept, and sent indexed: the server's
+// decoder then finds it in its table instead of parsing a new string every
+// call. A deadline from the caller's context changes every call and is never
+// indexed.
+func (t *transport) timeoutField(own, remaining time.Duration, ownTimeout bool) hpack.HeaderField {
+	if !ownTimeout {
+		return hpack.HeaderField{Name: "grpc-timeout", Value: encodeTimeout(remaining), Sensitive: true}
+	}
+	if own != t.timeoutFor || t.timeoutStr == "" {
+		t.timeoutFor, t.timeoutStr = own, encodeTimeout(own)
+	}
+	return hpack.HeaderField{Name: "grpc-timeout", Value: t.timeoutStr}
+}
+
 // writeRequest sends HEADERS and the DATA of the request, waiting for window
 // updates when the server's flow control asks for it.
-func (t *transport) writeRequest(req *Request, timeout time.Duration) error {
+func (t *transport) writeRequest(req *Request, timeout hpack.HeaderField) error {
 	t.hbuf = t.hbuf[:0]
 	scheme := "http"
 	if t.opts.TLS {
@@ -457,10 +489,8 @@ func (t *transport) writeRequest(req *Request, timeout time.Duration) error {
 			return err
 		}
 	}
-	if timeout > 0 {
-		// A new value every call: never indexed, so it does not churn the
-		// dynamic table.
-		if err := t.henc.WriteField(hpack.HeaderField{Name: "grpc-timeout", Value: encodeTimeout(timeout), Sensitive: true}); err != nil {
+	if timeout.Name != "" {
+		if err := t.henc.WriteField(timeout); err != nil {
 			return err
 		}
 	}
@@ -522,11 +552,24 @@ func (t *transport) readFrame() error {
 	if err != nil {
 		return err
 	}
-	switch f := f.(type) {
-	case *http2.MetaHeadersFrame:
-		if f.StreamID == t.stream && !t.done {
-			t.onHeaders(f)
+	if t.hblockID != 0 {
+		// Inside a header block only its CONTINUATIONs may come (RFC 9113
+		// 6.10).
+		cf, ok := f.(*http2.ContinuationFrame)
+		if !ok || cf.StreamID != t.hblockID {
+			return http2.ConnectionError(http2.ErrCodeProtocol)
 		}
+		return t.onHeaderFragment(cf.HeaderBlockFragment(), cf.HeadersEnded())
+	}
+	switch f := f.(type) {
+	case *http2.HeadersFrame:
+		if f.StreamID == 0 {
+			return http2.ConnectionError(http2.ErrCodeProtocol)
+		}
+		t.hblockID, t.hblockEnd, t.hblock = f.StreamID, f.StreamEnded(), t.hblock[:0]
+		return t.onHeaderFragment(f.HeaderBlockFragment(), f.HeadersEnded())
+	case *http2.ContinuationFrame:
+		return http2.ConnectionError(http2.ErrCodeProtocol)
 	case *http2.DataFrame:
 		if err := t.onData(f); err != nil {
 			return err
@@ -589,32 +632,96 @@ func (t *transport) onSetting(s http2.Setting) error {
 	return nil
 }
 
-func (t *transport) onHeaders(f *http2.MetaHeadersFrame) {
+// onHeaderFragment collects a header block and, once it is complete,
+// decodes it. Every block must be decoded, whatever its stream, to keep the
+// HPACK table in step with the server's.
+func (t *transport) onHeaderFragment(frag []byte, end bool) error {
+	if len(t.hblock)+len(frag) > maxHeaderListSize {
+		return http2.ConnectionError(http2.ErrCodeProtocol)
+	}
+	t.hblock = append(t.hblock, frag...)
+	if !end {
+		return nil
+	}
+	id := t.hblockID
+	t.hblockID = 0
+	t.hfields.reset(id == t.stream && !t.done && !t.gotHeaders)
+	if _, err := t.hdec.Write(t.hblock); err != nil {
+		return http2.ConnectionError(http2.ErrCodeCompression)
+	}
+	if err := t.hdec.Close(); err != nil {
+		return http2.ConnectionError(http2.ErrCodeCompression)
+	}
+	if t.hfields.size > maxHeaderListSize {
+		return http2.ConnectionError(http2.ErrCodeProtocol)
+	}
+	if id == t.stream && !t.done {
+		t.onHeaders(t.hblockEnd)
+	}
+	return nil
+}
+
+func (t *transport) onHeaders(streamEnded bool) {
+	h := &t.hfields
 	if !t.gotHeaders {
 		t.gotHeaders = true
-		if code := f.PseudoValue("status"); code != "200" {
+		if h.status != "200" {
 			t.done = true
-			t.callErr = httpStatusError(code)
+			t.callErr = httpStatusError(h.status)
 			return
 		}
-		if !isGRPCContentType(fieldValue(f.Fields, "content-type")) {
+		if !isGRPCContentType(h.contentType) {
 			t.done = true
-			t.callErr = status.Error(codes.Unknown, "unexpected content-type "+strconv.Quote(fieldValue(f.Fields, "content-type")))
+			t.callErr = status.Error(codes.Unknown, "unexpected content-type "+strconv.Quote(h.contentType))
 			return
 		}
-		if !f.StreamEnded() {
-			t.header = regularFields(f.Fields)
+		if !streamEnded {
+			t.header = h.metadata
 			return
 		}
 		// Trailers-only: the status is in the headers.
-	} else if !f.StreamEnded() {
+	} else if !streamEnded {
 		t.done = true
 		t.callErr = status.Error(codes.Internal, "trailers without END_STREAM")
 		return
 	}
 	t.done = true
-	t.grpcStatus = fieldValue(f.Fields, "grpc-status")
-	t.grpcMessage = fieldValue(f.Fields, "grpc-message")
+	t.grpcStatus, t.grpcMessage = h.grpcStatus, h.grpcMessage
+}
+
+// hpackFields keeps what the client reads of one header block: the fields
+// it acts on, and the metadata only for an answer's headers, the one block
+// whose metadata a caller sees.
+type hpackFields struct {
+	keepMetadata bool
+	size         int
+	status       string
+	contentType  string
+	grpcStatus   string
+	grpcMessage  string
+	metadata     []hpack.HeaderField
+}
+
+func (h *hpackFields) reset(keepMetadata bool) {
+	*h = hpackFields{keepMetadata: keepMetadata}
+}
+
+func (h *hpackFields) add(f hpack.HeaderField) {
+	h.size += int(f.Size())
+	switch f.Name {
+	case ":status":
+		h.status = f.Value
+	case "content-type":
+		h.contentType = f.Value
+	case "grpc-status":
+		h.grpcStatus = f.Value
+	case "grpc-message":
+		h.grpcMessage = f.Value
+	default:
+		if h.keepMetadata && (len(f.Name) == 0 || f.Name[0] != ':') {
+			h.metadata = append(h.metadata, f)
+		}
+	}
 }
 
 func (t *transport) onData(f *http2.DataFrame) error {
@@ -734,24 +841,6 @@ func isGRPCContentType(ct string) bool {
 		return false
 	}
 	return len(ct) == len(base) || ct[len(base)] == '+' || ct[len(base)] == ';'
-}
-
-func fieldValue(fields []hpack.HeaderField, name string) string {
-	for _, f := range fields {
-		if f.Name == name {
-			return f.Value
-		}
-	}
-	return ""
-}
-
-func regularFields(fields []hpack.HeaderField) []hpack.HeaderField {
-	for i, f := range fields {
-		if len(f.Name) == 0 || f.Name[0] != ':' {
-			return fields[i:]
-		}
-	}
-	return nil
 }
 
 // encodeTimeout writes d as grpc-timeout: at most 8 digits, in the finest

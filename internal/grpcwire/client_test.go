@@ -157,6 +157,15 @@ func TestClientAgainstGRPCGo(t *testing.T) {
 		require.Equal(t, codes.FailedPrecondition, status.Code(err))
 		require.Equal(t, msg, status.Convert(err).Message())
 	})
+	t.Run("a message spanning CONTINUATION frames", func(t *testing.T) {
+		msg := strings.Repeat("long reason ", 3000) // 36 KB: more than a 16 KB frame
+		_, err := c.Invoke(ctx, &Request{Method: "/t/Fail", Message: []byte("13:" + msg)})
+		require.Equal(t, codes.Internal, status.Code(err))
+		require.Equal(t, msg, status.Convert(err).Message())
+		answer, err := c.Invoke(ctx, &Request{Method: "/t/Echo", Message: []byte("still in step")})
+		require.NoError(t, err)
+		require.Equal(t, "still in step", string(answer.Message))
+	})
 	t.Run("unknown method", func(t *testing.T) {
 		_, err := c.Invoke(ctx, &Request{Method: "/t/Nope"})
 		require.Equal(t, codes.Unimplemented, status.Code(err))

@@ -280,6 +280,8 @@ type srvConn struct {
 	hblock       []byte    // header block being built
 	tableUpdate  bool      // the next header block must start with a table size update
 	tableShrunk  bool      // the client shrank our HPACK table: we announced size 0
+	ctIndexed    bool      // content-type: application/grpc is in the client's table
+	okIndexed    bool      // grpc-status: 0 is in the client's table
 	streams      map[uint32]*srvStream
 	lastAccepted uint32 // highest stream accepted for processing, for GOAWAY
 	active       int    // streams accepted and not yet answered or reset
@@ -920,7 +922,7 @@ func (c *srvConn) respond(st *srvStream, resp []byte, herr error) {
 		}
 		c.appendStatusLocked(st, "200", s.Code(), s.Message(), details)
 	} else {
-		blk := append(c.startBlockLocked(), srvBlockOK...)
+		blk := c.appendOKHeadersLocked(c.startBlockLocked())
 		for _, f := range st.outHeader {
 			blk = srvAppendField(blk, f.Name, f.Value)
 		}
@@ -928,7 +930,7 @@ func (c *srvConn) respond(st *srvStream, resp []byte, herr error) {
 		if !c.appendMessageLocked(st, resp) {
 			return
 		}
-		c.appendHeaderBlockLocked(st.id, append(c.startBlockLocked(), srvBlockTrailersOK...), true)
+		c.appendHeaderBlockLocked(st.id, c.appendOKTrailersLocked(c.startBlockLocked()), true)
 	}
 	c.flushLocked()
 	c.closeStreamLocked(st)
@@ -981,7 +983,7 @@ func (c *srvConn) appendMessageLocked(st *srvStream, resp []byte) bool {
 func (c *srvConn) appendStatusLocked(st *srvStream, httpStatus string, code codes.Code, msg, details string) {
 	blk := c.startBlockLocked()
 	if httpStatus == "200" {
-		blk = append(blk, srvBlockOK...)
+		blk = c.appendOKHeadersLocked(blk)
 	} else {
 		blk = srvAppendField(blk, ":status", httpStatus)
 		blk = srvAppendField(blk, "content-type", "application/grpc")
@@ -1155,15 +1157,65 @@ func srvPutBuf(b *srvBuf) {
 	srvBufPool.Put(b)
 }
 
-// Answers are encoded without the HPACK dynamic table: literal fields
-// cost no table searches or insertions, the common blocks are constants,
-// and the encoding is valid whatever the client's table holds. They cost a
-// few more bytes on the wire than indexed fields, which loopback does not
-// notice.
+// Answers use the HPACK dynamic table for exactly two fields, the ones in
+// every answer: content-type (inserted by the first answer) and grpc-status
+// 0 (by the first success). Nothing else is ever inserted, so their indices
+// are fixed (62 for the newest entry, 63 before it) and the blocks are
+// constants: a few bytes that the client's decoder resolves from its table
+// without allocating. Every other field is a literal that is never indexed.
+// A client that shrinks the table gets size 0 and literals from then on.
 var (
-	srvBlockOK         = srvAppendField([]byte{0x88}, "content-type", "application/grpc") // 0x88: static entry ":status: 200"
-	srvBlockTrailersOK = srvAppendField(nil, "grpc-status", "0")
+	srvBlockOKFirst    = srvAppendIndexedLiteral([]byte{0x88}, "content-type", "application/grpc") // 0x88: static entry ":status: 200"
+	srvBlockOKLiteral  = srvAppendField([]byte{0x88}, "content-type", "application/grpc")
+	srvTrailersOKFirst = srvAppendIndexedLiteral(nil, "grpc-status", "0")
+	srvTrailersLiteral = srvAppendField(nil, "grpc-status", "0")
 )
+
+// The newest dynamic table entry's index (RFC 7541 2.3.3), and the prefix
+// of an indexed field (6.1). The two entries take 104 of the table's 4096
+// bytes, so neither is ever evicted.
+const (
+	srvIndexNewest  = 62
+	srvIndexedField = 0x80
+)
+
+// srvAppendIndexedLiteral appends a literal field with incremental indexing
+// and a literal name (RFC 7541 6.2.1).
+func srvAppendIndexedLiteral(b []byte, name, value string) []byte {
+	b = append(b, 0x40)
+	b = srvAppendHpackInt(b, 7, uint64(len(name)))
+	b = append(b, name...)
+	b = srvAppendHpackInt(b, 7, uint64(len(value)))
+	return append(b, value...)
+}
+
+// appendOKHeadersLocked appends ":status: 200" and content-type.
+func (c *srvConn) appendOKHeadersLocked(blk []byte) []byte {
+	switch {
+	case c.tableShrunk:
+		return append(blk, srvBlockOKLiteral...)
+	case !c.ctIndexed:
+		c.ctIndexed = true
+		return append(blk, srvBlockOKFirst...)
+	case c.okIndexed:
+		return append(blk, 0x88, srvIndexedField|(srvIndexNewest+1))
+	default:
+		return append(blk, 0x88, srvIndexedField|srvIndexNewest)
+	}
+}
+
+// appendOKTrailersLocked appends "grpc-status: 0".
+func (c *srvConn) appendOKTrailersLocked(blk []byte) []byte {
+	switch {
+	case c.tableShrunk:
+		return append(blk, srvTrailersLiteral...)
+	case !c.okIndexed:
+		c.okIndexed = true
+		return append(blk, srvTrailersOKFirst...)
+	default:
+		return append(blk, srvIndexedField|srvIndexNewest)
+	}
+}
 
 // srvAppendField appends a literal header field without indexing, with a
 // literal name (RFC 7541 6.2.2).
