@@ -17,10 +17,11 @@ import (
 	"syscall"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/protobuf/proto"
 	"gopkg.in/yaml.v3"
+
+	"github.com/crunchnode/crunch-node/internal/grpcwire"
 )
 
 // LocalModel is one entry of a models.dev.yml-style file: the orchestrator's
@@ -531,19 +532,25 @@ func freePort(host string) (int, error) {
 
 // waitServing polls the standard health service until it answers SERVING.
 func waitServing(ctx context.Context, addr string) error {
-	conn, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		return fmt.Errorf("dialing %s: %w", addr, err)
-	}
+	var d net.Dialer
+	conn := grpcwire.NewClientConn(grpcwire.ClientConnOptions{
+		Authority: addr,
+		Dial:      func(ctx context.Context) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) },
+	})
 	defer conn.Close()
-	client := healthpb.NewHealthClient(conn)
+	req, err := proto.Marshal(&healthpb.HealthCheckRequest{})
+	if err != nil {
+		return fmt.Errorf("encoding health check: %w", err)
+	}
 	ticker := time.NewTicker(100 * time.Millisecond)
 	defer ticker.Stop()
 	var last error
 	for {
-		attemptCtx, cancel := context.WithTimeout(ctx, time.Second)
-		resp, err := client.Check(attemptCtx, &healthpb.HealthCheckRequest{}, grpc.WaitForReady(true))
-		cancel()
+		var resp healthpb.HealthCheckResponse
+		answer, err := conn.Invoke(ctx, &grpcwire.Request{Method: methodHealth, Message: req, Timeout: time.Second})
+		if err == nil {
+			err = proto.Unmarshal(answer.Message, &resp)
+		}
 		switch {
 		case err != nil:
 			last = err
