@@ -73,7 +73,7 @@ func (w *PredictWorker) Work(ctx context.Context, job *river.Job[PredictArgs]) e
 	})
 	subject := str(scope["subject"])
 
-	records, err := queries.FeedRecordListNewest(ctx, w.deps.Pool, &dbsqlc.FeedRecordListNewestParams{
+	records, err := w.deps.newestRecords(ctx, w.deps.Pool, dbsqlc.FeedRecordListNewestParams{
 		Source: str(scope["source"]), Subject: subject, Kind: str(scope["kind"]), Granularity: str(scope["granularity"]),
 		MaxRows: int32(cfg.FeedCandlesWindow),
 	})

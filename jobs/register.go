@@ -45,6 +45,8 @@ type Deps struct {
 	Feeds *Feeds
 	// partitions remembers the daily partitions known to exist.
 	partitions partitionCache
+	// windows bounds the predict ticks' feed window reads.
+	windows windowBounds
 }
 
 // insertTx enqueues a job in tx through the River client of the running worker.
