@@ -73,18 +73,11 @@ func (w *PredictWorker) Work(ctx context.Context, job *river.Job[PredictArgs]) e
 	})
 	subject := str(scope["subject"])
 
-	records, err := w.deps.newestRecords(ctx, w.deps.Pool, dbsqlc.FeedRecordListNewestParams{
-		Source: str(scope["source"]), Subject: subject, Kind: str(scope["kind"]), Granularity: str(scope["granularity"]),
-		MaxRows: int32(cfg.FeedCandlesWindow),
-	})
+	window, err := w.deps.inputWindow(ctx, w.deps.Pool, FeedScope{
+		Granularity: str(scope["granularity"]), Kind: str(scope["kind"]), Source: str(scope["source"]), Subject: subject,
+	}, int32(cfg.FeedCandlesWindow))
 	if err != nil {
 		return fmt.Errorf("reading the input window: %w", err)
-	}
-	window := make([]feed.Record, len(records))
-	for i, r := range records {
-		values := map[string]float64{}
-		_ = json.Unmarshal(r.Payload, &values)
-		window[len(records)-1-i] = feed.Record{Source: r.Source, Subject: r.Subject, Kind: r.Kind, Granularity: r.Granularity, TsEvent: r.TSEvent, Values: values}
 	}
 	tick := &predict.Tick{
 		Scope: scope, ScopeKey: schedule.ScopeKey, Slot: job.Args.SlotAt, Subject: subject, Symbol: p.Symbols.Symbol(subject),
