@@ -73,18 +73,11 @@ func (w *PredictWorker) Work(ctx context.Context, job *river.Job[PredictArgs]) e
 	})
 	subject := str(scope["subject"])
 
-	records, err := queries.FeedRecordListNewest(ctx, w.deps.Pool, &dbsqlc.FeedRecordListNewestParams{
-		Source: str(scope["source"]), Subject: subject, Kind: str(scope["kind"]), Granularity: str(scope["granularity"]),
-		MaxRows: int32(cfg.FeedCandlesWindow),
-	})
+	window, err := w.deps.inputWindow(ctx, w.deps.Pool, FeedScope{
+		Granularity: str(scope["granularity"]), Kind: str(scope["kind"]), Source: str(scope["source"]), Subject: subject,
+	}, int32(cfg.FeedCandlesWindow))
 	if err != nil {
 		return fmt.Errorf("reading the input window: %w", err)
-	}
-	window := make([]feed.Record, len(records))
-	for i, r := range records {
-		values := map[string]float64{}
-		_ = json.Unmarshal(r.Payload, &values)
-		window[len(records)-1-i] = feed.Record{Source: r.Source, Subject: r.Subject, Kind: r.Kind, Granularity: r.Granularity, TsEvent: r.TSEvent, Values: values}
 	}
 	tick := &predict.Tick{
 		Scope: scope, ScopeKey: schedule.ScopeKey, Slot: job.Args.SlotAt, Subject: subject, Symbol: p.Symbols.Symbol(subject),
@@ -179,7 +172,7 @@ func (w *PredictWorker) Work(ctx context.Context, job *river.Job[PredictArgs]) e
 
 	inputID := predict.InputID(schedule.ID, job.Args.SlotAt)
 	params := &dbsqlc.PredictionInsertManyParams{
-		InputID: inputID, PerformedAt: now, PredictionConfigID: schedule.ID,
+		InputID: inputID, Meta: metaJSON, PerformedAt: now, PredictionConfigID: schedule.ID,
 		ResolvableAt: now.Add(horizon), Scope: scopeJSON, ScopeKey: schedule.ScopeKey, SlotAt: job.Args.SlotAt,
 	}
 	for _, o := range outcomes {
@@ -191,11 +184,39 @@ func (w *PredictWorker) Work(ctx context.Context, job *river.Job[PredictArgs]) e
 		params.FailedReasons = append(params.FailedReasons, o.Reason)
 		params.IDs = append(params.IDs, predict.PredictionID(o.Status, o.ModelID, schedule.ScopeKey, job.Args.SlotAt))
 		params.InferenceOutputs = append(params.InferenceOutputs, output)
-		params.Metas = append(params.Metas, metaJSON)
 		params.ModelIDs = append(params.ModelIDs, o.ModelID)
 		params.Statuses = append(params.Statuses, o.Status)
 	}
 	inputMeta, _ := json.Marshal(map[string]any{"records": len(window), "scope_key": schedule.ScopeKey})
+	// The input, the predictions and the score queue row go to the server in one round
+	// trip; only the job's completion (River's query) and the commit need one each.
+	var batch postgres.Batch
+	if err := batch.Queue("storing input", func(db *postgres.Batch) error {
+		return queries.InputInsert(ctx, db, &dbsqlc.InputInsertParams{
+			ID: inputID, Meta: inputMeta, RawData: inputJSON, ReceivedAt: now, Subject: subject,
+		})
+	}); err != nil {
+		return err
+	}
+	if len(params.IDs) > 0 {
+		if err := batch.Queue(fmt.Sprintf("storing %d predictions", len(params.IDs)), func(db *postgres.Batch) error {
+			_, err := queries.PredictionInsertMany(ctx, db, params)
+			return err
+		}); err != nil {
+			return err
+		}
+		// The tick waits for scoring as one unit: the score worker claims it once its
+		// horizon has passed. A tick without pending predictions is dropped from the
+		// queue by the first score run that sees it.
+		if err := batch.Queue("queueing the tick for scoring", func(db *postgres.Batch) error {
+			return queries.ScoreQueueInsert(ctx, db, &dbsqlc.ScoreQueueInsertParams{
+				InputID: inputID, PerformedAt: now, PredictionConfigID: schedule.ID,
+				ResolvableAt: params.ResolvableAt, Scope: scopeJSON, SlotAt: job.Args.SlotAt,
+			})
+		}); err != nil {
+			return err
+		}
+	}
 	err = postgres.WithTx(ctx, w.deps.Pool, func(ctx context.Context, tx pgx.Tx) error {
 		if err := w.deps.ensurePartitions(ctx, tx, "predictions", job.Args.SlotAt, job.Args.SlotAt); err != nil {
 			return err
@@ -203,28 +224,10 @@ func (w *PredictWorker) Work(ctx context.Context, job *river.Job[PredictArgs]) e
 		if err := w.deps.ensurePartitions(ctx, tx, "scores", job.Args.SlotAt, job.Args.SlotAt); err != nil {
 			return err
 		}
-		if err := queries.InputInsert(ctx, tx, &dbsqlc.InputInsertParams{
-			ID: inputID, Meta: inputMeta, RawData: inputJSON, ReceivedAt: now, Subject: subject,
-		}); err != nil {
-			return fmt.Errorf("storing input: %w", err)
-		}
-		if len(params.IDs) > 0 {
-			if _, err := queries.PredictionInsertMany(ctx, tx, params); err != nil {
-				return fmt.Errorf("storing %d predictions: %w", len(params.IDs), err)
-			}
+		if err := batch.Send(ctx, tx); err != nil {
+			return err
 		}
 		w.storeEnsembles(ctx, tx, params, outcomes)
-		// The tick waits for scoring as one unit: the score worker claims it once its
-		// horizon has passed. A tick without pending predictions is dropped from the
-		// queue by the first score run that sees it.
-		if len(params.IDs) > 0 {
-			if err := queries.ScoreQueueInsert(ctx, tx, &dbsqlc.ScoreQueueInsertParams{
-				InputID: inputID, PerformedAt: now, PredictionConfigID: schedule.ID,
-				ResolvableAt: params.ResolvableAt, Scope: scopeJSON, SlotAt: job.Args.SlotAt,
-			}); err != nil {
-				return fmt.Errorf("queueing the tick for scoring: %w", err)
-			}
-		}
 		if _, err := river.JobCompleteTx[*riverDriver](ctx, tx, job); err != nil {
 			return fmt.Errorf("completing job: %w", err)
 		}

@@ -37,6 +37,25 @@ func (a *appTracer) TraceQueryEnd(_ context.Context, _ *pgx.Conn, data pgx.Trace
 	a.report(data.Err)
 }
 
+// TraceBatchStart lets the test act before a batch (the tick's input, predictions and
+// score queue row) is sent, as before a statement.
+func (a *appTracer) TraceBatchStart(ctx context.Context, _ *pgx.Conn, data pgx.TraceBatchStartData) context.Context {
+	if f := a.beforeQuery.Load(); f != nil {
+		for _, q := range data.Batch.QueuedQueries {
+			(*f)(q.SQL)
+		}
+	}
+	return ctx
+}
+
+func (a *appTracer) TraceBatchQuery(_ context.Context, _ *pgx.Conn, data pgx.TraceBatchQueryData) {
+	a.report(data.Err)
+}
+
+func (a *appTracer) TraceBatchEnd(_ context.Context, _ *pgx.Conn, data pgx.TraceBatchEndData) {
+	a.report(data.Err)
+}
+
 func (a *appTracer) TraceAcquireStart(ctx context.Context, _ *pgxpool.Pool, _ pgxpool.TraceAcquireStartData) context.Context {
 	return ctx
 }

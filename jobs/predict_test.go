@@ -169,6 +169,10 @@ func TestPredictWorker(t *testing.T) {
 	var input string
 	require.NoError(t, b.pool.QueryRow(ctx, "SELECT raw_data->>'symbol' FROM inputs").Scan(&input))
 	require.Equal(t, "BTC", input, "the subject mapping names the symbol models see")
+	var metas, called int
+	require.NoError(t, b.pool.QueryRow(ctx, "SELECT count(DISTINCT meta), min((meta->'timing'->>'models_called')::int) FROM predictions").Scan(&metas, &called))
+	require.Equal(t, 1, metas, "every prediction of the tick carries the tick's meta")
+	require.Equal(t, 3, called)
 
 	// The same tick again (a retried job) stores nothing twice.
 	_, err = b.pool.Exec(ctx, "DELETE FROM river_job WHERE kind = 'predict'")

@@ -45,6 +45,8 @@ type Deps struct {
 	Feeds *Feeds
 	// partitions remembers the daily partitions known to exist.
 	partitions partitionCache
+	// windows remembers the predict ticks' last input windows.
+	windows windowCache
 }
 
 // insertTx enqueues a job in tx through the River client of the running worker.

@@ -27,7 +27,9 @@ ON CONFLICT (source, subject, kind, granularity, ts_event) DO UPDATE SET
     ts_ingested = EXCLUDED.ts_ingested;
 
 -- FeedRecordListNewest returns the newest records of a scope, newest first; the index
--- behind the primary key serves it backwards without a sort.
+-- behind the primary key serves it backwards without a sort. `since`, when the caller
+-- knows the records it wants are no older, spares Postgres planning and opening every
+-- older daily partition.
 -- name: FeedRecordListNewest :many
 SELECT * FROM feed_records
 WHERE source = @source::text
@@ -35,6 +37,7 @@ WHERE source = @source::text
   AND kind = @kind::text
   AND granularity = @granularity::text
   AND ts_event <= coalesce(sqlc.narg('before')::timestamptz, 'infinity')
+  AND ts_event >= coalesce(sqlc.narg('since')::timestamptz, '-infinity')
 ORDER BY ts_event DESC
 LIMIT @max_rows::integer;
 

@@ -19,6 +19,9 @@ SELECT * FROM inputs WHERE id = @id::text;
 
 -- PredictionInsertMany stores every prediction of a tick in one statement. The unique
 -- (model, config, slot) key makes a retried tick unable to store a second prediction.
+-- Every row's meta is @meta unless @metas gives one per row: a tick's rows share their
+-- timing, sent once instead of once a model; ensemble rows each carry their weights.
+-- (ROWS FROM pads the shorter arrays with NULL, so an empty @metas gives NULL throughout.)
 -- name: PredictionInsertMany :execrows
 INSERT INTO predictions (
     exec_time_ms,
@@ -37,20 +40,29 @@ INSERT INTO predictions (
     status
 )
 SELECT
-    unnest(@exec_time_ms::double precision[]),
-    nullif(unnest(@failed_reasons::text[]), ''),
-    unnest(@ids::text[]),
-    unnest(@inference_outputs::jsonb[]),
+    r.exec_time_ms,
+    nullif(r.failed_reason, ''),
+    r.id,
+    r.inference_output,
     @input_id::text,
-    unnest(@metas::jsonb[]),
-    unnest(@model_ids::text[]),
+    coalesce(r.meta, @meta::jsonb),
+    r.model_id,
     @performed_at::timestamptz,
     @prediction_config_id::bigint,
     @resolvable_at::timestamptz,
     @scope::jsonb,
     @scope_key::text,
     @slot_at::timestamptz,
+    r.status
+FROM ROWS FROM (
+    unnest(@exec_time_ms::double precision[]),
+    unnest(@failed_reasons::text[]),
+    unnest(@ids::text[]),
+    unnest(@inference_outputs::jsonb[]),
+    unnest(@metas::jsonb[]),
+    unnest(@model_ids::text[]),
     unnest(@statuses::text[])
+) AS r (exec_time_ms, failed_reason, id, inference_output, meta, model_id, status)
 ON CONFLICT DO NOTHING;
 
 -- PredictionListPendingByTicks returns the PENDING predictions of the ticks a score

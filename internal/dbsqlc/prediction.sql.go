@@ -82,57 +82,71 @@ INSERT INTO predictions (
     status
 )
 SELECT
-    unnest($1::double precision[]),
-    nullif(unnest($2::text[]), ''),
-    unnest($3::text[]),
-    unnest($4::jsonb[]),
-    $5::text,
-    unnest($6::jsonb[]),
-    unnest($7::text[]),
+    r.exec_time_ms,
+    nullif(r.failed_reason, ''),
+    r.id,
+    r.inference_output,
+    $1::text,
+    coalesce(r.meta, $2::jsonb),
+    r.model_id,
+    $3::timestamptz,
+    $4::bigint,
+    $5::timestamptz,
+    $6::jsonb,
+    $7::text,
     $8::timestamptz,
-    $9::bigint,
-    $10::timestamptz,
-    $11::jsonb,
-    $12::text,
-    $13::timestamptz,
-    unnest($14::text[])
+    r.status
+FROM ROWS FROM (
+    unnest($9::double precision[]),
+    unnest($10::text[]),
+    unnest($11::text[]),
+    unnest($12::jsonb[]),
+    unnest($13::jsonb[]),
+    unnest($14::text[]),
+    unnest($15::text[])
+) AS r (exec_time_ms, failed_reason, id, inference_output, meta, model_id, status)
 ON CONFLICT DO NOTHING
 `
 
 type PredictionInsertManyParams struct {
-	ExecTimeMs         []float64         `json:"exec_time_ms"`
-	FailedReasons      []string          `json:"failed_reasons"`
-	IDs                []string          `json:"ids"`
-	InferenceOutputs   []json.RawMessage `json:"inference_outputs"`
 	InputID            string            `json:"input_id"`
-	Metas              []json.RawMessage `json:"metas"`
-	ModelIDs           []string          `json:"model_ids"`
+	Meta               json.RawMessage   `json:"meta"`
 	PerformedAt        time.Time         `json:"performed_at"`
 	PredictionConfigID int64             `json:"prediction_config_id"`
 	ResolvableAt       time.Time         `json:"resolvable_at"`
 	Scope              json.RawMessage   `json:"scope"`
 	ScopeKey           string            `json:"scope_key"`
 	SlotAt             time.Time         `json:"slot_at"`
+	ExecTimeMs         []float64         `json:"exec_time_ms"`
+	FailedReasons      []string          `json:"failed_reasons"`
+	IDs                []string          `json:"ids"`
+	InferenceOutputs   []json.RawMessage `json:"inference_outputs"`
+	Metas              []json.RawMessage `json:"metas"`
+	ModelIDs           []string          `json:"model_ids"`
 	Statuses           []string          `json:"statuses"`
 }
 
 // PredictionInsertMany stores every prediction of a tick in one statement. The unique
 // (model, config, slot) key makes a retried tick unable to store a second prediction.
+// Every row's meta is @meta unless @metas gives one per row: a tick's rows share their
+// timing, sent once instead of once a model; ensemble rows each carry their weights.
+// (ROWS FROM pads the shorter arrays with NULL, so an empty @metas gives NULL throughout.)
 func (q *Queries) PredictionInsertMany(ctx context.Context, db DBTX, arg *PredictionInsertManyParams) (int64, error) {
 	result, err := db.Exec(ctx, predictionInsertMany,
-		arg.ExecTimeMs,
-		arg.FailedReasons,
-		arg.IDs,
-		arg.InferenceOutputs,
 		arg.InputID,
-		arg.Metas,
-		arg.ModelIDs,
+		arg.Meta,
 		arg.PerformedAt,
 		arg.PredictionConfigID,
 		arg.ResolvableAt,
 		arg.Scope,
 		arg.ScopeKey,
 		arg.SlotAt,
+		arg.ExecTimeMs,
+		arg.FailedReasons,
+		arg.IDs,
+		arg.InferenceOutputs,
+		arg.Metas,
+		arg.ModelIDs,
 		arg.Statuses,
 	)
 	if err != nil {

@@ -91,7 +91,8 @@ func contextDict(fields starlark.StringDict, extra map[string]starlark.Value) *s
 // subject's newest records, oldest first) into the model input, the one JSON object sent
 // with feed_update and stored in inputs. An error means the builder itself is broken
 // (a script raised or returned the wrong shape): the tick cannot be run, so the job
-// fails and River retries it.
+// fails and River retries it. The records' Values are shared with the ticks before and
+// after: a builder reads them and never changes them.
 type InputBuilder interface {
 	Build(ctx context.Context, records []feed.Record, tick *Tick) (map[string]any, error)
 }
