@@ -63,7 +63,11 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	for _, cmd := range commands() {
 		if cmd.name == args[0] {
-			return cmd.run(ctx, env, args[1:])
+			err := cmd.run(ctx, env, args[1:])
+			if errors.Is(err, errHelpShown) {
+				return nil
+			}
+			return err
 		}
 	}
 	printUsage(stdout)
@@ -87,10 +91,15 @@ func newFlagSet(env *environment, name string) *flag.FlagSet {
 	return fs
 }
 
+// errHelpShown stops a command whose flags asked for help (-h, --help): the
+// flag set has printed its usage, and Run reports success without running
+// the command.
+var errHelpShown = errors.New("help shown")
+
 func parseFlags(fs *flag.FlagSet, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return nil
+			return errHelpShown
 		}
 		return fmt.Errorf("%w: %w", ErrUsage, err)
 	}

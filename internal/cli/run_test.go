@@ -177,6 +177,18 @@ func TestUsage(t *testing.T) {
 	require.Contains(t, err.Error(), "bogus")
 }
 
+// TestCommandHelp: --help prints a command's flags and does not run it (the
+// dev command would otherwise start a node).
+func TestCommandHelp(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{{"dev", "--help"}, {"run", "-h"}, {"migrate", "--help"}} {
+		var out strings.Builder
+		err := Run(context.Background(), args, func(string) string { return "" }, &out)
+		require.NoError(t, err, "%v", args)
+		require.Contains(t, out.String(), "Usage of "+args[0], "%v", args)
+	}
+}
+
 type discard struct{}
 
 func (*discard) Write(p []byte) (int, error) { return len(p), nil }
