@@ -45,6 +45,9 @@ func Run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.BoolVar(&faults.NotServing, "not-serving", false, "fault: health answers NOT_SERVING")
 	fs.IntVar(&faults.OversizedBytes, "oversized-bytes", 0, "fault: predict answers at least this many bytes")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil // the usage is printed; nothing to serve
+		}
 		return fmt.Errorf("parsing model-server flags: %w", err)
 	}
 	if fs.NArg() > 0 {
