@@ -134,7 +134,7 @@ func (c *ClientConn) Close() error {
 func (c *ClientConn) Connect(ctx context.Context) error {
 	c.callMu.Lock()
 	defer c.callMu.Unlock()
-	_, err := c.transport(ctx)
+	_, err := c.transport(ctx, time.Time{})
 	return err
 }
 
@@ -153,7 +153,11 @@ func (c *ClientConn) Invoke(ctx context.Context, req *Request) (*Answer, error) 
 	c.callMu.Lock()
 	defer c.callMu.Unlock()
 	for attempt := 0; ; attempt++ {
-		t, err := c.transport(ctx)
+		var dialDeadline time.Time
+		if hasDeadline {
+			dialDeadline = deadline
+		}
+		t, err := c.transport(ctx, dialDeadline)
 		if err != nil {
 			return nil, err
 		}
@@ -176,9 +180,10 @@ func (c *ClientConn) Invoke(ctx context.Context, req *Request) (*Answer, error) 
 	}
 }
 
-// transport returns the live connection, dialling one if needed. Called
-// with callMu held.
-func (c *ClientConn) transport(ctx context.Context) (*transport, error) {
+// transport returns the live connection, dialling one if needed, within
+// ctx and deadline (zero: ctx's alone), so a call's own timeout bounds a
+// dial to a host that drops packets. Called with callMu held.
+func (c *ClientConn) transport(ctx context.Context, deadline time.Time) (*transport, error) {
 	c.closeMu.Lock()
 	closed := c.closed
 	c.closeMu.Unlock()
@@ -194,9 +199,15 @@ func (c *ClientConn) transport(ctx context.Context) (*transport, error) {
 	if c.t != nil {
 		return c.t, nil
 	}
-	nc, err := c.opts.Dial(ctx)
+	dialCtx := ctx
+	if !deadline.IsZero() {
+		var cancel context.CancelFunc
+		dialCtx, cancel = context.WithDeadline(ctx, deadline)
+		defer cancel()
+	}
+	nc, err := c.opts.Dial(dialCtx)
 	if err != nil {
-		return nil, connectError(ctx, err)
+		return nil, connectError(dialCtx, err)
 	}
 	c.closeMu.Lock()
 	if c.closed {
@@ -535,6 +546,13 @@ func (t *transport) writeRequest(req *Request, timeout hpack.HeaderField) error 
 		data = data[n:]
 		if len(data) == 0 {
 			break
+		}
+	}
+	if len(data) > 0 {
+		// The server answered before taking the whole request: our side
+		// of the stream never ended, so close it.
+		if err := t.fr.WriteRSTStream(t.stream, http2.ErrCodeCancel); err != nil {
+			return err
 		}
 	}
 	return t.bw.Flush()

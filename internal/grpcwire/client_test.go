@@ -302,6 +302,47 @@ func TestClientConnectErrors(t *testing.T) {
 	require.ErrorIs(t, err, ErrClientClosed)
 }
 
+// TestClientEarlyAnswer: a server that refuses a request before taking all
+// of it (too large) answers while the client still waits for flow-control
+// window; the client reports the answer, ends its side of the stream and
+// the connection carries the next call.
+func TestClientEarlyAnswer(t *testing.T) {
+	t.Parallel()
+	srv := NewServer(ServerOptions{MaxRecvMsgSize: 1 << 20})
+	srv.Handle("/t/Echo", func(_ context.Context, req []byte) ([]byte, error) { return append([]byte(nil), req...), nil })
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(srv.Stop)
+
+	c := tcpClient(lis.Addr().String())
+	t.Cleanup(func() { _ = c.Close() })
+	// 12 MB: more than the server's 8 MiB windows, so the client must wait
+	// for a WINDOW_UPDATE that never comes.
+	_, err = c.Invoke(context.Background(), &Request{Method: "/t/Echo", Message: make([]byte, 12<<20), Timeout: 10 * time.Second})
+	require.Equal(t, codes.ResourceExhausted, status.Code(err), "%v", err)
+	answer, err := c.Invoke(context.Background(), &Request{Method: "/t/Echo", Message: []byte("next"), Timeout: 10 * time.Second})
+	require.NoError(t, err)
+	require.Equal(t, "next", string(answer.Message))
+}
+
+// TestClientTimeoutBoundsDial: a host that drops packets makes a dial hang;
+// the call's own Timeout must bound it even when ctx has no deadline.
+func TestClientTimeoutBoundsDial(t *testing.T) {
+	t.Parallel()
+	c := NewClientConn(ClientConnOptions{
+		Authority: "blackhole",
+		Dial: func(ctx context.Context) (net.Conn, error) {
+			<-ctx.Done()
+			return nil, ctx.Err()
+		},
+	})
+	start := time.Now()
+	_, err := c.Invoke(context.Background(), &Request{Method: "/t/Echo", Timeout: 50 * time.Millisecond})
+	require.Equal(t, codes.DeadlineExceeded, status.Code(err), "%v", err)
+	require.Less(t, time.Since(start), 5*time.Second)
+}
+
 func TestClientTLS(t *testing.T) {
 	t.Parallel()
 	cert, pool := selfSigned(t, "model.test")
