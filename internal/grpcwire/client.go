@@ -634,11 +634,11 @@ func (t *transport) readFrame() error {
 }
 
 func (t *transport) onSetting(s http2.Setting) error {
+	if err := s.Valid(); err != nil {
+		return err
+	}
 	switch s.ID {
 	case http2.SettingInitialWindowSize:
-		if s.Val > maxWindow {
-			return errors.New("server's initial window size is too large")
-		}
 		delta := int64(s.Val) - t.peerInitWin
 		t.peerInitWin = int64(s.Val)
 		t.sendStream += delta
@@ -768,6 +768,12 @@ func (t *transport) onData(f *http2.DataFrame) error {
 			// connection: give it up.
 			t.done, t.broken = true, true
 			t.callErr = status.Errorf(codes.ResourceExhausted, "grpc: received message larger than max (%d vs. %d)", size, t.maxMsg)
+			return nil
+		} else if len(t.msg) > 5+int(size) {
+			// A unary answer is one message; more data is a broken (or
+			// hostile) server, and must not grow the buffer without bound.
+			t.done, t.broken = true, true
+			t.callErr = status.Error(codes.Internal, "server sent more than one message")
 			return nil
 		}
 	}
