@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -859,12 +860,11 @@ func httpStatusError(httpStatus string) error {
 	return status.Error(code, "unexpected HTTP status code "+httpStatus)
 }
 
+// isGRPCContentType accepts application/grpc and its +codec and ;parameter
+// variants, on both sides of a call.
 func isGRPCContentType(ct string) bool {
-	const base = "application/grpc"
-	if len(ct) < len(base) || ct[:len(base)] != base {
-		return false
-	}
-	return len(ct) == len(base) || ct[len(base)] == '+' || ct[len(base)] == ';'
+	rest, ok := strings.CutPrefix(ct, "application/grpc")
+	return ok && (rest == "" || rest[0] == '+' || rest[0] == ';')
 }
 
 // encodeTimeout writes d as grpc-timeout: at most 8 digits, in the finest

@@ -3,13 +3,8 @@ package grpcwire
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"math/big"
 	"net"
 	"strconv"
 	"strings"
@@ -345,15 +340,15 @@ func TestClientTimeoutBoundsDial(t *testing.T) {
 
 func TestClientTLS(t *testing.T) {
 	t.Parallel()
-	cert, pool := selfSigned(t, "model.test")
+	cert, pool := srvSelfSigned(t)
 	rs := startReference(t, grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})))
 	dial := func(roots *x509.CertPool) DialFunc {
 		return func(ctx context.Context) (net.Conn, error) {
-			d := tls.Dialer{Config: &tls.Config{RootCAs: roots, ServerName: "model.test", NextProtos: []string{"h2"}, MinVersion: tls.VersionTLS12}}
+			d := tls.Dialer{Config: &tls.Config{RootCAs: roots, ServerName: "localhost", NextProtos: []string{"h2"}, MinVersion: tls.VersionTLS12}}
 			return d.DialContext(ctx, "tcp", rs.addr)
 		}
 	}
-	c := NewClientConn(ClientConnOptions{Authority: "model.test", TLS: true, Dial: dial(pool)})
+	c := NewClientConn(ClientConnOptions{Authority: "localhost", TLS: true, Dial: dial(pool)})
 	t.Cleanup(func() { _ = c.Close() })
 	answer, err := c.Invoke(context.Background(), &Request{Method: "/t/Echo", Message: []byte("secret")})
 	require.NoError(t, err)
@@ -362,29 +357,11 @@ func TestClientTLS(t *testing.T) {
 	require.Equal(t, "h2", answer.TLS.NegotiatedProtocol)
 	require.Equal(t, cert.Leaf.Raw, answer.TLS.PeerCertificates[0].Raw)
 
-	untrusting := NewClientConn(ClientConnOptions{Authority: "model.test", TLS: true, Dial: dial(x509.NewCertPool())})
+	untrusting := NewClientConn(ClientConnOptions{Authority: "localhost", TLS: true, Dial: dial(x509.NewCertPool())})
 	t.Cleanup(func() { _ = untrusting.Close() })
 	_, err = untrusting.Invoke(context.Background(), &Request{Method: "/t/Echo"})
 	require.Equal(t, codes.Unavailable, status.Code(err))
 	require.Contains(t, err.Error(), "certificate signed by unknown authority")
-}
-
-func selfSigned(t *testing.T, name string) (tls.Certificate, *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name}, DNSNames: []string{name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	require.NoError(t, err)
-	leaf, err := x509.ParseCertificate(der)
-	require.NoError(t, err)
-	pool := x509.NewCertPool()
-	pool.AddCert(leaf)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
 }
 
 func TestEncodeTimeout(t *testing.T) {

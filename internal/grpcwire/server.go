@@ -661,7 +661,7 @@ func (c *srvConn) onHeaderField(f hpack.HeaderField) {
 		st.post = f.Value == "POST"
 	case ":scheme", "te", "grpc-encoding", "grpc-accept-encoding":
 	case "content-type":
-		st.ctOK = srvIsGRPCContentType(f.Value)
+		st.ctOK = isGRPCContentType(f.Value)
 		st.md = append(st.md, f)
 	case "grpc-timeout":
 		d, ok := srvParseTimeout(f.Value)
@@ -1182,11 +1182,7 @@ const (
 // srvAppendIndexedLiteral appends a literal field with incremental indexing
 // and a literal name (RFC 7541 6.2.1).
 func srvAppendIndexedLiteral(b []byte, name, value string) []byte {
-	b = append(b, 0x40)
-	b = srvAppendHpackInt(b, 7, uint64(len(name)))
-	b = append(b, name...)
-	b = srvAppendHpackInt(b, 7, uint64(len(value)))
-	return append(b, value...)
+	return srvAppendLiteral(b, 0x40, name, value)
 }
 
 // appendOKHeadersLocked appends ":status: 200" and content-type.
@@ -1220,7 +1216,13 @@ func (c *srvConn) appendOKTrailersLocked(blk []byte) []byte {
 // srvAppendField appends a literal header field without indexing, with a
 // literal name (RFC 7541 6.2.2).
 func srvAppendField(b []byte, name, value string) []byte {
-	b = append(b, 0)
+	return srvAppendLiteral(b, 0, name, value)
+}
+
+// srvAppendLiteral appends a literal field with a literal name; first is the
+// representation's first byte (0x40 indexed, 0 not indexed).
+func srvAppendLiteral(b []byte, first byte, name, value string) []byte {
+	b = append(b, first)
 	b = srvAppendHpackInt(b, 7, uint64(len(name)))
 	b = append(b, name...)
 	b = srvAppendHpackInt(b, 7, uint64(len(value)))
@@ -1272,13 +1274,6 @@ func srvAppendRange(b []byte, prefix *[5]byte, msg []byte, off, n int) []byte {
 		n -= k
 	}
 	return append(b, msg[off-5:off-5+n]...)
-}
-
-// srvIsGRPCContentType accepts application/grpc and its +codec and
-// ;parameter variants.
-func srvIsGRPCContentType(v string) bool {
-	rest, ok := strings.CutPrefix(v, "application/grpc")
-	return ok && (rest == "" || rest[0] == '+' || rest[0] == ';')
 }
 
 // srvParseTimeout parses a grpc-timeout value: at most 8 digits and a unit
