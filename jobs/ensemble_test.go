@@ -108,8 +108,9 @@ func TestSyncEnsembles(t *testing.T) {
 	}, states)
 }
 
-// TestEnsembleErrorKeepsTick: an ensemble that cannot be stored (here its virtual model
-// row is missing) is logged and never costs the tick its real predictions.
+// TestEnsembleErrorKeepsTick: an ensemble that cannot be stored (here a trigger refuses
+// every prediction but the real model's) is logged and never costs the tick its real
+// predictions.
 func TestEnsembleErrorKeepsTick(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -118,7 +119,15 @@ func TestEnsembleErrorKeepsTick(t *testing.T) {
 	cfg.Crunch.Ensembles = []config.Ensemble{{Name: "main"}}
 	b := setupRiver(t, cfg, func(d *Deps) { d.Predicting = newPredicting(t, models) })
 	require.NoError(t, MirrorModels(ctx, b.pool, models))
-	_, err := b.pool.Exec(ctx, "DELETE FROM models WHERE virtual")
+	_, err := b.pool.Exec(ctx, `
+CREATE FUNCTION refuse_ensembles() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.model_id <> 'm-momentum' THEN
+        RAISE EXCEPTION 'ensemble refused by the test';
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER refuse_ensembles BEFORE INSERT ON predictions FOR EACH ROW EXECUTE FUNCTION refuse_ensembles();`)
 	require.NoError(t, err)
 
 	now := time.Now().UTC().Truncate(time.Second)

@@ -136,13 +136,19 @@ func TestPredictWorker(t *testing.T) {
 	}
 	cfg := feedConfig(t, map[string]string{"FEED_SOURCE": "synthetic", "FEED_GRANULARITY": "1s"})
 	b := setupRiver(t, cfg, func(d *Deps) { d.Predicting = newPredicting(t, models) })
-	require.NoError(t, MirrorModels(ctx, b.pool, models))
+	// m-nan is not mirrored: the tick calls it before its row exists.
+	require.NoError(t, MirrorModels(ctx, b.pool, models[:2]))
 	// A model the source listed as running but the runner cannot reach.
 	testfactory.Model(ctx, t, b.pool, &testfactory.ModelOpts{ID: testfactory.Ptr("m-gone")})
 
 	args := seedTick(ctx, t, b.pool)
 
 	b.runJob(t, args)
+
+	var name, player, state string
+	require.NoError(t, b.pool.QueryRow(ctx, "SELECT name, player_name, state FROM models WHERE id = 'm-nan'").Scan(&name, &player, &state))
+	require.Equal(t, []string{"constant", "cruncher-m-nan", "RUNNING"}, []string{name, player, state},
+		"the tick wrote the row of the model the mirror had not")
 
 	rows, err := b.pool.Query(ctx, "SELECT model_id, status, coalesce(failed_reason, ''), resolvable_at - performed_at FROM predictions ORDER BY model_id")
 	require.NoError(t, err)

@@ -31,6 +31,22 @@ ON CONFLICT (id) DO UPDATE SET
     updated_at = EXCLUDED.updated_at
 RETURNING *;
 
+-- ModelInsertMissing writes the rows of models a predict tick called before the model
+-- source's mirror wrote them (the mirror failed, or had not run yet), so every stored
+-- prediction has its model row. Rows that exist are left to the mirror.
+-- name: ModelInsertMissing :exec
+INSERT INTO models (deployment_identifier, id, name, player_id, player_name, state)
+SELECT r.deployment_identifier, r.id, r.name, r.player_id, r.player_name, r.state
+FROM ROWS FROM (
+    unnest(@deployment_identifiers::text[]),
+    unnest(@ids::text[]),
+    unnest(@names::text[]),
+    unnest(@player_ids::text[]),
+    unnest(@player_names::text[]),
+    unnest(@states::text[])
+) AS r (deployment_identifier, id, name, player_id, player_name, state)
+ON CONFLICT (id) DO NOTHING;
+
 -- name: ModelGet :one
 SELECT * FROM models WHERE id = @id::text;
 

@@ -33,6 +33,44 @@ func (q *Queries) ModelGet(ctx context.Context, db DBTX, id string) (*Model, err
 	return &i, err
 }
 
+const modelInsertMissing = `-- name: ModelInsertMissing :exec
+INSERT INTO models (deployment_identifier, id, name, player_id, player_name, state)
+SELECT r.deployment_identifier, r.id, r.name, r.player_id, r.player_name, r.state
+FROM ROWS FROM (
+    unnest($1::text[]),
+    unnest($2::text[]),
+    unnest($3::text[]),
+    unnest($4::text[]),
+    unnest($5::text[]),
+    unnest($6::text[])
+) AS r (deployment_identifier, id, name, player_id, player_name, state)
+ON CONFLICT (id) DO NOTHING
+`
+
+type ModelInsertMissingParams struct {
+	DeploymentIdentifiers []string `json:"deployment_identifiers"`
+	IDs                   []string `json:"ids"`
+	Names                 []string `json:"names"`
+	PlayerIds             []string `json:"player_ids"`
+	PlayerNames           []string `json:"player_names"`
+	States                []string `json:"states"`
+}
+
+// ModelInsertMissing writes the rows of models a predict tick called before the model
+// source's mirror wrote them (the mirror failed, or had not run yet), so every stored
+// prediction has its model row. Rows that exist are left to the mirror.
+func (q *Queries) ModelInsertMissing(ctx context.Context, db DBTX, arg *ModelInsertMissingParams) error {
+	_, err := db.Exec(ctx, modelInsertMissing,
+		arg.DeploymentIdentifiers,
+		arg.IDs,
+		arg.Names,
+		arg.PlayerIds,
+		arg.PlayerNames,
+		arg.States,
+	)
+	return err
+}
+
 const modelList = `-- name: ModelList :many
 SELECT id, name, player_id, player_name, deployment_identifier, state, virtual, meta, created_at, updated_at FROM models
 WHERE ($1::boolean OR NOT virtual)

@@ -294,7 +294,19 @@ func PredictionID(status, modelID, scopeKey string, slot time.Time) string {
 	if status == StatusAbsent {
 		prefix = "ABS_"
 	}
-	return prefix + modelID + "_" + unsafeID.ReplaceAllString(scopeKey, "_") + "_" + slot.UTC().Format("20060102_150405.000")
+	return prefix + modelID + "_" + safeID(scopeKey) + "_" + slot.UTC().Format("20060102_150405.000")
+}
+
+// safeID replaces the characters an id may not hold with "_". Scope keys rarely hold
+// any, and a tick names a prediction per model, so the regexp only runs when needed.
+func safeID(s string) string {
+	for i := range len(s) {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-') {
+			return unsafeID.ReplaceAllString(s, "_")
+		}
+	}
+	return s
 }
 
 // InputID names the input of a tick for one schedule and slot.
