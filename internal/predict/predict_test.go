@@ -120,3 +120,50 @@ func TestPredictionID(t *testing.T) {
 	require.Equal(t, "ABS_m1_btc-60s_20261124_120015.000", PredictionID(StatusAbsent, "m1", "btc-60s", slot))
 	require.Equal(t, "INP_7_20261124_120015.000", InputID(7, slot))
 }
+
+// TestSchemaValidatorJudgesTheJSON: an output is judged as the JSON the model sent,
+// whether it is checked as decoded (a float by its shortest decimal: 0.1 is a multiple of
+// 0.01) or, holding types a decoder never yields, after a round trip through
+// encoding/json.
+func TestSchemaValidatorJudgesTheJSON(t *testing.T) {
+	t.Parallel()
+	validator, err := NewSchemaValidator(map[string]any{
+		"type": "object",
+		"properties": map[string]any{
+			"step":   map[string]any{"multipleOf": 0.01},
+			"count":  map[string]any{"type": "integer"},
+			"huge":   map[string]any{"maximum": 1e21},
+			"tiny":   map[string]any{"exclusiveMinimum": 0},
+			"values": map[string]any{"type": "array", "items": map[string]any{"type": "number"}},
+		},
+	})
+	require.NoError(t, err)
+	tests := []struct {
+		name    string
+		output  map[string]any
+		wantErr string
+	}{
+		{name: "DecimalMultiple", output: map[string]any{"step": 0.1}},
+		{name: "NotAMultiple", output: map[string]any{"step": 0.015}, wantErr: "/step"},
+		{name: "IntegralFloat", output: map[string]any{"count": 2.0}},
+		{name: "Fraction", output: map[string]any{"count": 2.5}, wantErr: "/count"},
+		{name: "ExponentLarge", output: map[string]any{"huge": 1e21}},
+		{name: "ExponentTooLarge", output: map[string]any{"huge": 2e21}, wantErr: "/huge"},
+		{name: "ExponentSmall", output: map[string]any{"tiny": 1e-7}},
+		{name: "Nested", output: map[string]any{"values": []any{1.5, json.Number("2")}}},
+		{name: "NestedWrongType", output: map[string]any{"values": []any{1.5, "x"}}, wantErr: "/values/1"},
+		{name: "RoundTripForOtherTypes", output: map[string]any{"count": 3, "values": []float64{1, 2}}},
+		{name: "RoundTripStillJudges", output: map[string]any{"count": 3, "values": []string{"x"}}, wantErr: "/values/0"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			err := validator.Check(tt.output)
+			if tt.wantErr == "" {
+				require.NoError(t, err)
+				return
+			}
+			require.ErrorContains(t, err, tt.wantErr)
+		})
+	}
+}
