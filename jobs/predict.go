@@ -14,6 +14,7 @@ import (
 
 	"github.com/crunchnode/crunch-node/internal/dbsqlc"
 	"github.com/crunchnode/crunch-node/internal/feed"
+	"github.com/crunchnode/crunch-node/internal/jsonvalue"
 	"github.com/crunchnode/crunch-node/internal/modelrunner"
 	"github.com/crunchnode/crunch-node/internal/postgres"
 	"github.com/crunchnode/crunch-node/internal/predict"
@@ -89,7 +90,7 @@ func (w *PredictWorker) Work(ctx context.Context, job *river.Job[PredictArgs]) e
 		return fmt.Errorf("tick %s at %s: %w", schedule.ScopeKey, job.Args.SlotAt.UTC().Format(time.RFC3339), err)
 	}
 	tick.Input = input
-	inputJSON, err := json.Marshal(input)
+	inputJSON, err := jsonvalue.Marshal(input)
 	if err != nil {
 		return fmt.Errorf("encoding input: %w", err)
 	}
@@ -179,7 +180,7 @@ func (w *PredictWorker) Work(ctx context.Context, job *river.Job[PredictArgs]) e
 		ResolvableAt: now.Add(horizon), Scope: scopeJSON, ScopeKey: schedule.ScopeKey, SlotAt: job.Args.SlotAt,
 	}
 	for _, o := range outcomes {
-		output, err := json.Marshal(o.Output)
+		output, err := jsonvalue.Marshal(o.Output)
 		if err != nil {
 			output = json.RawMessage(`{}`)
 		}
