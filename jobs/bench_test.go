@@ -106,13 +106,20 @@ func benchmarkPredictTick(b *testing.B, n int) {
 	}
 	cfg := feedConfigTB(b, map[string]string{"FEED_SOURCE": "synthetic", "FEED_GRANULARITY": "1s"})
 	committed := make(chan time.Time, 1)
-	bundle := setupRiver(b, cfg, func(d *Deps) {
+	// The node's two pools: the application's, and River's own with its options.
+	url := dbtest.NewURL(b)
+	riverPool, err := postgres.NewPool(ctx, url, RiverPoolOptions())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(riverPool.Close)
+	bundle := setupRiverPools(b, dbtest.Connect(b, url), riverPool, cfg, func(d *Deps) {
 		// Production logs at info: River's and the tick's debug lines written through
 		// testing.B would be measured too.
 		d.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 		d.Predicting = newPredicting(b, models)
 		d.TickCommitted = func(_ PredictArgs, at time.Time) { committed <- at }
-	})
+	}, 50*time.Millisecond)
 	if err := MirrorModels(ctx, bundle.pool, models); err != nil {
 		b.Fatal(err)
 	}

@@ -81,7 +81,7 @@ func runNode(ctx context.Context, opts nodeOptions) error {
 	if err := requireMigrated(ctx, pool); err != nil {
 		return err
 	}
-	riverPool, err := postgres.NewPool(ctx, cfg.DatabaseURL, postgres.PoolOptions{ApplicationName: "crunch-node river", MaxConns: 10})
+	riverPool, err := postgres.NewPool(ctx, cfg.DatabaseURL, jobs.RiverPoolOptions())
 	if err != nil {
 		return explainConnectError(err)
 	}

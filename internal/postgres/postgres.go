@@ -43,6 +43,10 @@ func Interpret(err error) error {
 type PoolOptions struct {
 	// ApplicationName shows in pg_stat_activity, so an operator can tell roles apart.
 	ApplicationName string
+	// AsynchronousCommit makes the pool's commits return before their WAL reaches the
+	// disk (synchronous_commit = off): a Postgres crash can lose the last few, never
+	// half of one, and the database comes back as it was a moment before the crash.
+	AsynchronousCommit bool
 	// MaxConns caps the pool; 0 keeps pgx's default (max(4, CPUs)).
 	MaxConns int32
 }
@@ -61,6 +65,9 @@ func NewPool(ctx context.Context, databaseURL string, opts PoolOptions) (*pgxpoo
 	// once a table grows past its cost threshold, adding 1-3 s to queries that run in
 	// milliseconds (measured on the report queries at 500k scores).
 	config.ConnConfig.RuntimeParams["jit"] = "off"
+	if opts.AsynchronousCommit {
+		config.ConnConfig.RuntimeParams["synchronous_commit"] = "off"
+	}
 	if opts.MaxConns > 0 {
 		config.MaxConns = opts.MaxConns
 	}
