@@ -298,20 +298,18 @@ type srvConn struct {
 // IncomingMetadata and SetHeader find it without a context.WithValue
 // allocation per call.
 type srvStream struct {
-	context.Context
-	cancel context.CancelFunc
-	c      *srvConn
-	id     uint32
+	callCtx // the deadline is set while decoding the request headers
+	c       *srvConn
+	id      uint32
 
 	// Set while decoding the request headers (serve goroutine).
-	handler  Handler
-	path     string
-	post     bool
-	ctOK     bool
-	badTO    bool
-	deadline time.Time
-	md       []hpack.HeaderField
-	mdArr    [4]hpack.HeaderField // backs md for the few headers a client usually sends
+	handler Handler
+	path    string
+	post    bool
+	ctOK    bool
+	badTO   bool
+	md      []hpack.HeaderField
+	mdArr   [4]hpack.HeaderField // backs md for the few headers a client usually sends
 
 	// Request body (serve goroutine until the handler starts, then the
 	// handler's).
@@ -331,12 +329,13 @@ type srvStream struct {
 
 type srvStreamKey struct{}
 
-// Value answers srvStreamKey with the stream itself.
+// Value answers srvStreamKey with the stream itself; a call's context
+// carries no other value.
 func (st *srvStream) Value(key any) any {
 	if _, ok := key.(srvStreamKey); ok {
 		return st
 	}
-	return st.Context.Value(key)
+	return nil
 }
 
 func newSrvConn(s *Server, nc net.Conn) *srvConn {
@@ -801,11 +800,7 @@ func (c *srvConn) onRequestEnd(st *srvStream) {
 		c.failRequest(st, codes.Internal, "grpcwire: request message missing or truncated")
 		return
 	}
-	if st.deadline.IsZero() {
-		st.Context, st.cancel = context.WithCancel(c.ctx)
-	} else {
-		st.Context, st.cancel = context.WithDeadline(c.ctx, st.deadline)
-	}
+	st.conn = c.ctx
 	st.running = true
 	go c.runStream(st)
 }
@@ -875,7 +870,7 @@ func (c *srvConn) endStream(id uint32) {
 func (c *srvConn) endStreamWork(st *srvStream) {
 	st.ended = true
 	if st.running {
-		st.cancel()
+		st.end(context.Canceled)
 		return
 	}
 	c.releaseRequest(st)
@@ -898,7 +893,7 @@ func (c *srvConn) runStream(st *srvStream) {
 	srvPutBuf(st.buf)
 	st.buf = nil
 	c.respond(st, resp, err)
-	st.cancel()
+	st.end(context.Canceled)
 }
 
 // respond writes a handler's answer: HEADERS, DATA and trailers in one
