@@ -276,6 +276,7 @@ type transport struct {
 	br       *bufio.Reader
 	bw       *bufio.Writer
 	fr       *http2.Framer
+	frames   frameReader
 	henc     *hpack.Encoder
 	hbuf     []byte // hpack output
 	hw       sliceWriter
@@ -349,6 +350,7 @@ func newTransport(nc net.Conn, opts ClientConnOptions) (*transport, error) {
 	t.henc = hpack.NewEncoder(t.hw)
 	t.fr = http2.NewFramer(t.bw, t.br)
 	t.fr.SetReuseFrames()
+	t.frames = frameReader{fr: t.fr, r: t.br}
 	// Header blocks are decoded here rather than by the Framer's
 	// MetaHeadersFrame, which allocates a frame, a field slice and every
 	// string; fields the server indexed come from the table for free.
@@ -567,7 +569,7 @@ func (t *transport) readFrame() error {
 			return err
 		}
 	}
-	f, err := t.fr.ReadFrame()
+	f, h, err := t.frames.next()
 	if err != nil {
 		return err
 	}
@@ -581,12 +583,9 @@ func (t *transport) readFrame() error {
 		return t.onHeaderFragment(cf.HeaderBlockFragment(), cf.HeadersEnded())
 	}
 	switch f := f.(type) {
-	case *http2.HeadersFrame:
-		if f.StreamID == 0 {
-			return http2.ConnectionError(http2.ErrCodeProtocol)
-		}
-		t.hblockID, t.hblockEnd, t.hblock = f.StreamID, f.StreamEnded(), t.hblock[:0]
-		return t.onHeaderFragment(f.HeaderBlockFragment(), f.HeadersEnded())
+	case nil: // HEADERS
+		t.hblockID, t.hblockEnd, t.hblock = h.streamID, h.endStream, t.hblock[:0]
+		return t.onHeaderFragment(h.fragment, h.endHeaders)
 	case *http2.ContinuationFrame:
 		return http2.ConnectionError(http2.ErrCodeProtocol)
 	case *http2.DataFrame:

@@ -254,6 +254,7 @@ type srvConn struct {
 	nc     net.Conn
 	br     *bufio.Reader
 	fr     *http2.Framer
+	frames frameReader
 	hdec   *hpack.Decoder
 	ctx    context.Context // parent of every call's context; cancelled when the connection ends
 	cancel context.CancelFunc
@@ -379,9 +380,9 @@ func (c *srvConn) serve() {
 		return
 	}
 	for {
-		f, err := c.fr.ReadFrame()
+		f, h, err := c.frames.next()
 		if err == nil {
-			err = c.onFrame(f)
+			err = c.onFrame(f, h)
 		}
 		if err != nil {
 			var se http2.StreamError
@@ -433,6 +434,7 @@ func (c *srvConn) handshake() error {
 	c.fr = http2.NewFramer(nil, c.br)
 	c.fr.SetReuseFrames()
 	c.fr.SetMaxReadFrameSize(srvMaxReadFrame)
+	c.frames = frameReader{fr: c.fr, r: c.br}
 	c.hdec = hpack.NewDecoder(4096, c.onHeaderField)
 	c.hdec.SetMaxStringLength(srvMaxHeaderList)
 
@@ -474,7 +476,9 @@ func (c *srvConn) connError(err error) {
 	c.wmu.Unlock()
 }
 
-func (c *srvConn) onFrame(f http2.Frame) error {
+// onFrame handles a frame read by frameReader: f, or the HEADERS frame h
+// when f is nil.
+func (c *srvConn) onFrame(f http2.Frame, h headersFrame) error {
 	if !c.sawSettings {
 		if _, ok := f.(*http2.SettingsFrame); !ok {
 			return http2.ConnectionError(http2.ErrCodeProtocol)
@@ -482,10 +486,10 @@ func (c *srvConn) onFrame(f http2.Frame) error {
 		c.sawSettings = true
 	}
 	switch f := f.(type) {
+	case nil:
+		return c.onHeaders(h)
 	case *http2.DataFrame:
 		return c.onData(f)
-	case *http2.HeadersFrame:
-		return c.onHeaders(f)
 	case *http2.ContinuationFrame:
 		return c.onHeaderFragment(f.HeaderBlockFragment(), f.HeadersEnded())
 	case *http2.SettingsFrame:
@@ -583,10 +587,10 @@ func (c *srvConn) onWindowUpdate(f *http2.WindowUpdateFrame) error {
 // onHeaders starts a header block: a new call, or trailers (or a late
 // frame) for an existing stream, whose fields are decoded only to keep the
 // HPACK table in step.
-func (c *srvConn) onHeaders(f *http2.HeadersFrame) error {
-	id := f.StreamID
+func (c *srvConn) onHeaders(f headersFrame) error {
+	id := f.streamID
 	c.hdrID = id
-	c.hdrEnd = f.StreamEnded()
+	c.hdrEnd = f.endStream
 	c.hdrFrags = 0
 	c.hdrSize = 0
 	c.hdrTooBig = false
@@ -600,7 +604,7 @@ func (c *srvConn) onHeaders(f *http2.HeadersFrame) error {
 		st.md = st.mdArr[:0]
 		c.hdrStream = st
 	}
-	return c.onHeaderFragment(f.HeaderBlockFragment(), f.HeadersEnded())
+	return c.onHeaderFragment(f.fragment, f.endHeaders)
 }
 
 func (c *srvConn) onHeaderFragment(frag []byte, end bool) error {
