@@ -169,8 +169,8 @@ func (c *ClientConn) Invoke(ctx context.Context, req *Request) (*Answer, error) 
 		// A stream the server provably never processed (GOAWAY below it,
 		// REFUSED_STREAM) goes once more on a fresh connection, as grpc-go's
 		// transparent retry does.
-		var unprocessed *unprocessedError
-		if errors.As(err, &unprocessed) && attempt == 0 {
+		unprocessed := asUnprocessed(err)
+		if unprocessed != nil && attempt == 0 {
 			c.drop(t)
 			continue
 		}
@@ -257,6 +257,20 @@ func codeOf(ctxErr error) codes.Code {
 type unprocessedError struct{ err error }
 
 func (e *unprocessedError) Error() string { return e.err.Error() }
+
+// asUnprocessed returns err's unprocessedError, if any. The variable
+// errors.As fills escapes to the heap, so a call that succeeded does not
+// declare it.
+func asUnprocessed(err error) *unprocessedError {
+	if err == nil {
+		return nil
+	}
+	var unprocessed *unprocessedError
+	if !errors.As(err, &unprocessed) {
+		return nil
+	}
+	return unprocessed
+}
 
 // maxHeaderListSize bounds an answer's headers or trailers.
 const maxHeaderListSize = 1 << 20
