@@ -288,7 +288,7 @@ func (r *Runner) Close() {
 	r.workers.close()
 }
 
-// workerIdle is how long a fan-out goroutine waits for more work.
+// workerIdle is about how long a fan-out goroutine waits for more work.
 const workerIdle = time.Minute
 
 // workerPool runs each job at once, on an idle goroutine if there is one and
@@ -316,17 +316,26 @@ func (p *workerPool) do(job poolJob) {
 	}
 }
 
+// work runs job, then further jobs until it has been idle for between one
+// and two workerIdle periods: the timer is not reset after every job (a
+// timer update per call costs more than the whole bookkeeping), only when
+// it fires after some work.
 func (p *workerPool) work(job poolJob) {
 	job.run(job.i)
 	idle := time.NewTimer(workerIdle)
 	defer idle.Stop()
+	worked := false // a job ran since the timer was set
 	for {
 		select {
 		case job := <-p.jobs:
 			job.run(job.i)
-			idle.Reset(workerIdle)
+			worked = true
 		case <-idle.C:
-			return
+			if !worked {
+				return
+			}
+			worked = false
+			idle.Reset(workerIdle)
 		case <-p.done:
 			return
 		}
