@@ -188,6 +188,11 @@ func (r *Runner) CallSequence(ctx context.Context, calls ...*PreparedCall) [][]R
 		r.workers.do(poolJob{run: run, i: i})
 	}
 	f.wg.Wait()
+	if len(calls) == 1 {
+		// Every ready model answered the first call: the slots are the
+		// list, in order.
+		return [][]Result{f.slots}
+	}
 	results := make([][]Result, len(calls))
 	for j := range calls {
 		results[j] = make([]Result, 0, len(ready))
