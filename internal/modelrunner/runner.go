@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -39,7 +40,7 @@ type Runner struct {
 	opts   RunnerOptions
 	wg     sync.WaitGroup
 
-	workers workerPool
+	workers *workerPool
 
 	mu      sync.RWMutex
 	clients map[string]*Client
@@ -65,7 +66,7 @@ func NewRunner(opts RunnerOptions) *Runner {
 		ctx:     ctx,
 		logger:  logger,
 		opts:    opts,
-		workers: workerPool{done: make(chan struct{}), jobs: make(chan poolJob)},
+		workers: newWorkerPool(workerIdle),
 	}
 	r.opts.Client.Report = r.report
 	return r
@@ -300,10 +301,24 @@ const workerIdle = time.Minute
 // on a new one otherwise, so a slow model never queues behind another. Reusing
 // goroutines saves the stack growth a fresh goroutine pays on every gRPC call,
 // a noticeable share of a fan-out's CPU.
+//
+// Idle workers exit after one to two idle periods. One pool-wide timer
+// marks the periods by closing retire, rather than a timer per worker in
+// each worker's select: blocking on a timer's channel costs a timer update
+// every call.
 type workerPool struct {
-	closeOnce sync.Once
-	done      chan struct{}
-	jobs      chan poolJob // unbuffered: a send succeeds only to an idle worker
+	jobs    chan poolJob // unbuffered: a send succeeds only to an idle worker
+	idle    time.Duration
+	closed  atomic.Bool
+	workers atomic.Int32 // running workers
+
+	mu     sync.Mutex
+	retire chan struct{} // closed at the end of each period, and by close
+	period *time.Timer   // ends the period; armed while there are workers
+}
+
+func newWorkerPool(idle time.Duration) *workerPool {
+	return &workerPool{jobs: make(chan poolJob), idle: idle, retire: make(chan struct{})}
 }
 
 // poolJob is run(i): a job is sent by value, so that a fan-out's jobs share
@@ -317,36 +332,68 @@ func (p *workerPool) do(job poolJob) {
 	select {
 	case p.jobs <- job:
 	default:
+		p.workers.Add(1)
+		p.mu.Lock()
+		if p.period == nil && !p.closed.Load() {
+			p.period = time.AfterFunc(p.idle, p.endPeriod)
+		}
+		p.mu.Unlock()
 		go p.work(job)
 	}
 }
 
-// work runs job, then further jobs until it has been idle for between one
-// and two workerIdle periods: the timer is not reset after every job (a
-// timer update per call costs more than the whole bookkeeping), only when
-// it fires after some work.
+// endPeriod tells the workers a period ended and starts the next one while
+// there are workers.
+func (p *workerPool) endPeriod() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed.Load() {
+		return
+	}
+	close(p.retire)
+	p.retire = make(chan struct{})
+	if p.workers.Load() > 0 {
+		p.period.Reset(p.idle)
+	} else {
+		p.period = nil
+	}
+}
+
+func (p *workerPool) currentRetire() <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.retire
+}
+
+// work runs job, then further jobs until a whole period passes without one.
 func (p *workerPool) work(job poolJob) {
+	defer p.workers.Add(-1)
+	retire := p.currentRetire()
 	job.run(job.i)
-	idle := time.NewTimer(workerIdle)
-	defer idle.Stop()
-	worked := false // a job ran since the timer was set
+	worked := true // a job ran in the current period
 	for {
 		select {
 		case job := <-p.jobs:
 			job.run(job.i)
 			worked = true
-		case <-idle.C:
-			if !worked {
+		case <-retire:
+			if !worked || p.closed.Load() {
 				return
 			}
 			worked = false
-			idle.Reset(workerIdle)
-		case <-p.done:
-			return
+			retire = p.currentRetire()
 		}
 	}
 }
 
 func (p *workerPool) close() {
-	p.closeOnce.Do(func() { close(p.done) })
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed.Swap(true) {
+		return
+	}
+	if p.period != nil {
+		p.period.Stop()
+	}
+	close(p.retire)
 }
