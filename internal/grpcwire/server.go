@@ -264,14 +264,17 @@ type srvConn struct {
 
 	// Owned by the serve goroutine.
 	sawSettings bool
-	maxStreamID uint32     // highest stream the client opened
-	recvUnacked uint32     // connection-level bytes received and not yet returned by WINDOW_UPDATE
-	hdrStream   *srvStream // stream whose header block is being decoded; nil discards the fields
-	hdrID       uint32     // stream of the header block being decoded, 0 when none
-	hdrEnd      bool       // the header block's HEADERS frame ended the stream
-	hdrFrags    int        // header block bytes so far
-	hdrSize     int        // decoded header list size so far
-	hdrTooBig   bool       // the decoded header list exceeded srvMaxHeaderList
+	maxStreamID uint32        // highest stream the client opened
+	recvUnacked uint32        // connection-level bytes received and not yet returned by WINDOW_UPDATE
+	hdrStream   *srvStream    // stream whose header block is being decoded; nil discards the fields
+	hdrID       uint32        // stream of the header block being decoded, 0 when none
+	hdrEnd      bool          // the header block's HEADERS frame ended the stream
+	hdrFrags    int           // header block bytes so far
+	hdrSize     int           // decoded header list size so far
+	hdrTooBig   bool          // the decoded header list exceeded srvMaxHeaderList
+	hdrWhole    bool          // the block came whole in its HEADERS frame
+	hdrTimeout  time.Duration // the block's grpc-timeout, -1 when none
+	hdrCache    srvHeaderCache
 
 	// wmu guards everything below and every write to nc, so that frames of
 	// different streams never interleave mid-frame.
@@ -594,6 +597,8 @@ func (c *srvConn) onHeaders(f headersFrame) error {
 	c.hdrFrags = 0
 	c.hdrSize = 0
 	c.hdrTooBig = false
+	c.hdrWhole = f.endHeaders
+	c.hdrTimeout = -1
 	c.hdrStream = nil
 	if id > c.maxStreamID {
 		if id%2 == 0 {
@@ -602,6 +607,11 @@ func (c *srvConn) onHeaders(f headersFrame) error {
 		c.maxStreamID = id
 		st := &srvStream{c: c, id: id}
 		st.md = st.mdArr[:0]
+		if f.endHeaders && c.hdrCache.apply(f.fragment, st) {
+			c.hdrID = 0
+			c.onRequestHeaders(st)
+			return nil
+		}
 		c.hdrStream = st
 	}
 	return c.onHeaderFragment(f.fragment, f.endHeaders)
@@ -615,6 +625,8 @@ func (c *srvConn) onHeaderFragment(frag []byte, end bool) error {
 	if c.hdrFrags > srvMaxHeaderList {
 		return http2.ConnectionError(http2.ErrCodeEnhanceYourCalm)
 	}
+	// Any block decoded may change the table the cached one refers to.
+	c.hdrCache.valid = false
 	if _, err := c.hdec.Write(frag); err != nil {
 		return http2.ConnectionError(http2.ErrCodeCompression)
 	}
@@ -627,6 +639,9 @@ func (c *srvConn) onHeaderFragment(frag []byte, end bool) error {
 	id, st := c.hdrID, c.hdrStream
 	c.hdrID, c.hdrStream = 0, nil
 	if st != nil {
+		if c.hdrWhole && !c.hdrTooBig && !st.badTO {
+			c.hdrCache.save(frag, st, c.hdrTimeout, c.s.handlers[st.path])
+		}
 		c.onRequestHeaders(st)
 		return nil
 	}
@@ -672,6 +687,7 @@ func (c *srvConn) onHeaderField(f hpack.HeaderField) {
 			st.badTO = true
 			return
 		}
+		c.hdrTimeout = d
 		st.deadline = time.Now().Add(d)
 	default:
 		if strings.HasPrefix(f.Name, ":") && f.Name != ":authority" {
@@ -700,7 +716,9 @@ func (c *srvConn) onRequestHeaders(st *srvStream) {
 	case st.badTO:
 		code, msg = codes.Internal, "grpcwire: malformed grpc-timeout"
 	default:
-		st.handler = c.s.handlers[st.path]
+		if st.handler == nil { // else found by the header cache
+			st.handler = c.s.handlers[st.path]
+		}
 		if st.handler == nil {
 			code, msg = codes.Unimplemented, "grpcwire: unknown method "+st.path
 		}
