@@ -2,6 +2,7 @@ package grpcwire
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/binary"
@@ -317,13 +318,14 @@ type transport struct {
 	maxMsg  int
 
 	// The header block being received: HEADERS plus CONTINUATIONs.
-	hdec       *hpack.Decoder
-	hblock     []byte
-	hblockID   uint32
-	hblockEnd  bool // the HEADERS frame ended its stream
-	hfields    hpackFields
-	timeoutFor time.Duration // the Timeout whose encoding is timeoutStr
-	timeoutStr string
+	hdec         *hpack.Decoder
+	hblock       []byte
+	hblockID     uint32
+	hblockEnd    bool // the HEADERS frame ended its stream
+	hfields      hpackFields
+	answerBlocks answerBlockCache
+	timeoutFor   time.Duration // the Timeout whose encoding is timeoutStr
+	timeoutStr   string
 
 	// Per-call state.
 	callDeadline time.Time // zero: none
@@ -730,12 +732,8 @@ func (t *transport) onHeaderFragment(frag []byte, end bool) error {
 	}
 	id := t.hblockID
 	t.hblockID = 0
-	t.hfields.reset(id == t.stream && !t.done && !t.gotHeaders)
-	if _, err := t.hdec.Write(t.hblock); err != nil {
-		return http2.ConnectionError(http2.ErrCodeCompression)
-	}
-	if err := t.hdec.Close(); err != nil {
-		return http2.ConnectionError(http2.ErrCodeCompression)
+	if err := t.decodeHeaderBlock(id == t.stream && !t.done && !t.gotHeaders); err != nil {
+		return err
 	}
 	if t.hfields.size > maxHeaderListSize {
 		return http2.ConnectionError(http2.ErrCodeProtocol)
@@ -744,6 +742,70 @@ func (t *transport) onHeaderFragment(frag []byte, end bool) error {
 		t.onHeaders(t.hblockEnd)
 	}
 	return nil
+}
+
+// decodeHeaderBlock decodes hblock into hfields, or takes its fields from
+// the answer block cache.
+func (t *transport) decodeHeaderBlock(keepMetadata bool) error {
+	if t.answerBlocks.lookup(t.hblock, keepMetadata, &t.hfields) {
+		return nil
+	}
+	t.hfields.reset(keepMetadata)
+	if _, err := t.hdec.Write(t.hblock); err != nil {
+		return http2.ConnectionError(http2.ErrCodeCompression)
+	}
+	if err := t.hdec.Close(); err != nil {
+		return http2.ConnectionError(http2.ErrCodeCompression)
+	}
+	t.answerBlocks.save(t.hblock, &t.hfields)
+	return nil
+}
+
+// answerBlockCache holds the last two answer header blocks that only
+// referred to the HPACK table, and what they said. A server answers every
+// call with the same headers and trailers; decoding such a block leaves the
+// table as it is, so the same bytes mean the same fields. Decoding any other
+// block empties the cache.
+type answerBlockCache struct {
+	entries [2]answerBlock
+	next    int // the entry save replaces
+}
+
+type answerBlock struct {
+	block  []byte // nil: unused
+	fields hpackFields
+}
+
+// answerBlockMax bounds a cached block: blocks of indexed fields are a few
+// bytes.
+const answerBlockMax = 64
+
+func (c *answerBlockCache) lookup(block []byte, keepMetadata bool, into *hpackFields) bool {
+	for i := range c.entries {
+		e := &c.entries[i]
+		if e.block != nil && e.fields.keepMetadata == keepMetadata && bytes.Equal(e.block, block) {
+			*into = e.fields
+			return true
+		}
+	}
+	return false
+}
+
+// save records a block just decoded into fields, or empties the cache when
+// the block may have changed the table. Blocks with metadata are not kept:
+// a caller owns the metadata it is given.
+func (c *answerBlockCache) save(block []byte, fields *hpackFields) {
+	if len(block) > answerBlockMax || !onlyIndexed(block) {
+		*c = answerBlockCache{}
+		return
+	}
+	if len(fields.metadata) > 0 {
+		return
+	}
+	e := &c.entries[c.next]
+	c.next = (c.next + 1) % len(c.entries)
+	e.block = append(e.block[:0], block...)
+	e.fields = *fields
 }
 
 func (t *transport) onHeaders(streamEnded bool) {

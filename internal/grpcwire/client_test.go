@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -477,5 +478,56 @@ func TestOnlyIndexed(t *testing.T) {
 		"TableSizeUpdate":   {[]byte{0x20, 0x82}, false},
 	} {
 		require.Equal(t, tt.want, onlyIndexed(tt.block), name)
+	}
+}
+
+// TestAnswerBlockCache decodes a run of answer header blocks as a
+// connection does: blocks taken from the cache must say what decoding them
+// would.
+func TestAnswerBlockCache(t *testing.T) {
+	t.Parallel()
+	tr := &transport{}
+	tr.hdec = hpack.NewDecoder(4096, tr.hfields.add)
+	var buf bytes.Buffer
+	enc := hpack.NewEncoder(&buf)
+	block := func(fields ...hpack.HeaderField) []byte {
+		buf.Reset()
+		for _, f := range fields {
+			require.NoError(t, enc.WriteField(f))
+		}
+		return bytes.Clone(buf.Bytes())
+	}
+	ok := []hpack.HeaderField{{Name: ":status", Value: "200"}, {Name: "content-type", Value: "application/grpc"}}
+	trailers := []hpack.HeaderField{{Name: "grpc-status", Value: "0"}}
+	failed := []hpack.HeaderField{{Name: "grpc-status", Value: "13"}, {Name: "grpc-message", Value: "boom", Sensitive: true}}
+	withMD := append(slices.Clone(ok), hpack.HeaderField{Name: "x-sig", Value: "s"})
+
+	steps := []struct {
+		name   string
+		fields []hpack.HeaderField
+		keep   bool
+		want   hpackFields
+	}{
+		{name: "Headers", fields: ok, keep: true, want: hpackFields{status: "200", contentType: "application/grpc"}},
+		{name: "Trailers", fields: trailers, want: hpackFields{grpcStatus: "0"}},
+		{name: "HeadersIndexed", fields: ok, keep: true, want: hpackFields{status: "200", contentType: "application/grpc"}},
+		{name: "TrailersIndexed", fields: trailers, want: hpackFields{grpcStatus: "0"}},
+		{name: "HeadersCached", fields: ok, keep: true, want: hpackFields{status: "200", contentType: "application/grpc"}},
+		{name: "HeadersNotKeepingMetadata", fields: ok, want: hpackFields{status: "200", contentType: "application/grpc"}},
+		{name: "TrailersCached", fields: trailers, want: hpackFields{grpcStatus: "0"}},
+		{name: "Failed", fields: failed, want: hpackFields{grpcStatus: "13", grpcMessage: "boom"}},
+		{name: "HeadersAfterLiteral", fields: ok, keep: true, want: hpackFields{status: "200", contentType: "application/grpc"}},
+		{name: "Metadata", fields: withMD, keep: true, want: hpackFields{status: "200", contentType: "application/grpc", metadata: withMD[2:]}},
+		{name: "MetadataIndexed", fields: withMD, keep: true, want: hpackFields{status: "200", contentType: "application/grpc", metadata: withMD[2:]}},
+		{name: "MetadataAgain", fields: withMD, keep: true, want: hpackFields{status: "200", contentType: "application/grpc", metadata: withMD[2:]}},
+		{name: "TrailersLast", fields: trailers, want: hpackFields{grpcStatus: "0"}},
+	}
+	for _, step := range steps {
+		tr.hblock = block(step.fields...)
+		require.NoError(t, tr.decodeHeaderBlock(step.keep), step.name)
+		got := tr.hfields
+		got.size = 0
+		step.want.keepMetadata = step.keep
+		require.Equal(t, step.want, got, step.name)
 	}
 }
