@@ -380,7 +380,7 @@ func (h *Host) Call(ctx context.Context, req *mrpb.CallRequest) (*mrpb.CallRespo
 // from the method's result, which saves a dozen allocations per call.
 func (h *Host) wireCall(ctx context.Context, in []byte) ([]byte, error) {
 	wc := wireCallPool.Get().(*wireCallState)
-	defer wc.release(len(in))
+	defer wc.release()
 	req, err := wc.req.Decode(in)
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "grpc: error unmarshalling request: %v", err)
@@ -408,16 +408,10 @@ type wireCallState struct {
 
 var wireCallPool = sync.Pool{New: func() any { return new(wireCallState) }}
 
-// wireKeepRequest is the largest request whose decoder is pooled: the
-// decoded messages point into the request, and a rare huge one should not
-// stay pinned.
-const wireKeepRequest = 64 << 10
-
-func (wc *wireCallState) release(requestSize int) {
+func (wc *wireCallState) release() {
+	wc.req.Release()
 	wc.resp = mrpb.Variant{}
-	if requestSize <= wireKeepRequest {
-		wireCallPool.Put(wc)
-	}
+	wireCallPool.Put(wc)
 }
 
 // call runs one method of the instance: it answers the application status

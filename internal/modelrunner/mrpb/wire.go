@@ -1,6 +1,7 @@
 package mrpb
 
 import (
+	"slices"
 	"unicode/utf8"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -46,6 +47,38 @@ const maxInterned = 16
 // Decode decodes b. The result is valid until the next Decode.
 func (d *CallRequestDecoder) Decode(b []byte) (*CallRequest, error) {
 	return orUnmarshal(d.decode(b), b, &d.req)
+}
+
+// maxKeptArguments bounds the reusable Arguments (and KwArguments) a
+// decoder keeps after a request with many.
+const maxKeptArguments = 64
+
+// Release drops the decoder's references into the last input, and the
+// reusable messages past maxKeptArguments, so that a decoder kept for the
+// next request pins neither a large request nor the messages of one with
+// thousands of arguments.
+func (d *CallRequestDecoder) Release() {
+	d.req = CallRequest{}
+	d.args, d.argPool = keepArguments(d.args, d.argPool)
+	d.kwargs, d.kwPool = keepArguments(d.kwargs, d.kwPool)
+	for _, slot := range d.argPool {
+		slot.data.Value = nil
+	}
+	for _, slot := range d.kwPool {
+		slot.data.Value = nil
+	}
+}
+
+// keepArguments empties list (which points into pool) and trims both to
+// maxKeptArguments.
+func keepArguments[M any, S any](list []*M, pool []*S) ([]*M, []*S) {
+	if cap(list) > maxKeptArguments {
+		list = nil
+	}
+	if len(pool) > maxKeptArguments {
+		pool = slices.Clone(pool[:maxKeptArguments])
+	}
+	return list[:0], pool
 }
 
 // orUnmarshal returns m when the fast path decoded b into it, else what

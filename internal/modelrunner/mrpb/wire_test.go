@@ -244,3 +244,22 @@ func FuzzMarshalCallResponse(f *testing.F) {
 		requireSameMarshal(t, status, v)
 	})
 }
+
+func TestCallRequestDecoderRelease(t *testing.T) {
+	t.Parallel()
+	many := &CallRequest{MethodName: "m"}
+	for i := range 2 * maxKeptArguments {
+		many.MethodArguments = append(many.MethodArguments, &Argument{Position: uint32(i), Data: &Variant{Value: []byte("x")}})
+	}
+	var d CallRequestDecoder
+	requireSameRequest(t, &d, wireMarshal(t, many))
+	d.Release()
+	require.Len(t, d.argPool, maxKeptArguments)
+	require.Nil(t, d.args)
+	for _, slot := range d.argPool {
+		require.Nil(t, slot.data.Value, "no reference into the released input")
+	}
+	// The decoder still decodes after a release.
+	requireSameRequest(t, &d, wireRequests(t)["Predict"])
+	requireSameRequest(t, &d, wireMarshal(t, many))
+}
