@@ -38,10 +38,10 @@ func (x *callCtx) Done() <-chan struct{} {
 	if x.doneCh != nil {
 		return x.doneCh
 	}
-	x.doneCh = make(chan struct{})
 	if x.err == nil {
-		x.noticeLocked()
+		x.noticeLocked() // before doneCh exists, which endLocked would close
 	}
+	x.doneCh = make(chan struct{})
 	if x.err != nil {
 		close(x.doneCh)
 		return x.doneCh

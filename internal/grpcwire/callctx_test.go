@@ -52,6 +52,22 @@ func TestCallCtx(t *testing.T) {
 		require.ErrorIs(t, x.Err(), context.DeadlineExceeded, "the first reason stays")
 	})
 
+	t.Run("DoneFirstAfterDeadline", func(t *testing.T) {
+		t.Parallel()
+		x := &callCtx{conn: t.Context(), deadline: time.Now().Add(-time.Millisecond)}
+		callCtxWait(t, x.Done())
+		require.ErrorIs(t, x.Err(), context.DeadlineExceeded)
+	})
+
+	t.Run("DoneFirstAfterConnectionEnd", func(t *testing.T) {
+		t.Parallel()
+		conn, cancel := context.WithCancel(t.Context())
+		cancel()
+		x := &callCtx{conn: conn}
+		callCtxWait(t, x.Done())
+		require.ErrorIs(t, x.Err(), context.Canceled)
+	})
+
 	t.Run("DoneClosesAtDeadline", func(t *testing.T) {
 		t.Parallel()
 		deadline := time.Now().Add(20 * time.Millisecond)
