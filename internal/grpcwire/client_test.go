@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -396,5 +398,136 @@ func TestDecodeGRPCMessage(t *testing.T) {
 		"":                     "",
 	} {
 		require.Equal(t, want, decodeGRPCMessage(in), "%q", in)
+	}
+}
+
+// TestHeaderBlockReuse encodes a run of requests as a connection does and
+// decodes them with a decoder kept in step, as the server's is: a reused
+// block must decode to the request's fields.
+func TestHeaderBlockReuse(t *testing.T) {
+	t.Parallel()
+	tr := &transport{opts: &ClientConnOptions{Authority: "model:50051", UserAgent: "ua"}}
+	tr.hw = sliceWriter{&tr.hbuf}
+	tr.henc = hpack.NewEncoder(tr.hw)
+	dec := hpack.NewDecoder(4096, nil)
+
+	own := hpack.HeaderField{Name: "grpc-timeout", Value: "5S"}
+	md := []hpack.HeaderField{{Name: "x-sig", Value: "a"}}
+	steps := []struct {
+		name     string
+		setting  *http2.Setting
+		req      Request
+		timeout  hpack.HeaderField
+		reusable bool // the block may be sent again
+	}{
+		{name: "First", req: Request{Method: "/s/Call"}, timeout: own},
+		{name: "Indexed", req: Request{Method: "/s/Call"}, timeout: own, reusable: true},
+		{name: "Reused", req: Request{Method: "/s/Call"}, timeout: own, reusable: true},
+		{name: "OtherMethod", req: Request{Method: "/s/Setup"}, timeout: own},
+		{name: "BackToCall", req: Request{Method: "/s/Call"}, timeout: own, reusable: true},
+		{name: "OtherTimeout", req: Request{Method: "/s/Call"}, timeout: hpack.HeaderField{Name: "grpc-timeout", Value: "1S"}},
+		{name: "Metadata", req: Request{Method: "/s/Call", Metadata: md}, timeout: own},
+		{name: "MetadataIndexed", req: Request{Method: "/s/Call", Metadata: md}, timeout: own, reusable: true},
+		{name: "MetadataChanged", req: Request{Method: "/s/Call", Metadata: []hpack.HeaderField{{Name: "x-sig", Value: "b"}}}, timeout: own},
+		{name: "Sensitive", req: Request{Method: "/s/Call"}, timeout: hpack.HeaderField{Name: "grpc-timeout", Value: "4S", Sensitive: true}},
+		{name: "SensitiveAgain", req: Request{Method: "/s/Call"}, timeout: hpack.HeaderField{Name: "grpc-timeout", Value: "4S", Sensitive: true}},
+		{name: "TableShrunk", setting: &http2.Setting{ID: http2.SettingHeaderTableSize, Val: 0}, req: Request{Method: "/s/Call"}, timeout: own},
+		{name: "NoTable", req: Request{Method: "/s/Call"}, timeout: own},
+	}
+	for _, step := range steps {
+		if step.setting != nil {
+			require.NoError(t, tr.onSetting(*step.setting), step.name)
+		}
+		block, err := tr.headerBlock(&step.req, step.timeout)
+		require.NoError(t, err, step.name)
+		got, err := dec.DecodeFull(block)
+		require.NoError(t, err, step.name)
+		want := []hpack.HeaderField{
+			{Name: ":method", Value: "POST"},
+			{Name: ":scheme", Value: "http"},
+			{Name: ":path", Value: step.req.Method},
+			{Name: ":authority", Value: "model:50051"},
+			{Name: "content-type", Value: "application/grpc"},
+			{Name: "user-agent", Value: "ua"},
+			{Name: "te", Value: "trailers"},
+			step.timeout,
+		}
+		want = append(want, step.req.Metadata...)
+		require.Len(t, got, len(want), step.name)
+		for i := range got {
+			// Sensitive is the encoder's input; the decoder sets it for a
+			// never-indexed literal.
+			got[i].Sensitive = want[i].Sensitive
+		}
+		require.Equal(t, want, got, step.name)
+		require.Equal(t, step.reusable, tr.block.reusable, step.name)
+	}
+}
+
+func TestOnlyIndexed(t *testing.T) {
+	t.Parallel()
+	for name, tt := range map[string]struct {
+		block []byte
+		want  bool
+	}{
+		"Empty":             {nil, true},
+		"Indexed":           {[]byte{0x82, 0xbe, 0xff, 0x80, 0x01, 0x83}, true},
+		"IndexedTruncated":  {[]byte{0xff, 0x80}, false},
+		"Literal":           {[]byte{0x82, 0x40, 1, 'a', 1, 'b'}, false},
+		"LiteralNotIndexed": {[]byte{0x0f, 0x01, 1, 'b'}, false},
+		"TableSizeUpdate":   {[]byte{0x20, 0x82}, false},
+	} {
+		require.Equal(t, tt.want, onlyIndexed(tt.block), name)
+	}
+}
+
+// TestAnswerBlockCache decodes a run of answer header blocks as a
+// connection does: blocks taken from the cache must say what decoding them
+// would.
+func TestAnswerBlockCache(t *testing.T) {
+	t.Parallel()
+	tr := &transport{}
+	tr.hdec = hpack.NewDecoder(4096, tr.hfields.add)
+	var buf bytes.Buffer
+	enc := hpack.NewEncoder(&buf)
+	block := func(fields ...hpack.HeaderField) []byte {
+		buf.Reset()
+		for _, f := range fields {
+			require.NoError(t, enc.WriteField(f))
+		}
+		return bytes.Clone(buf.Bytes())
+	}
+	ok := []hpack.HeaderField{{Name: ":status", Value: "200"}, {Name: "content-type", Value: "application/grpc"}}
+	trailers := []hpack.HeaderField{{Name: "grpc-status", Value: "0"}}
+	failed := []hpack.HeaderField{{Name: "grpc-status", Value: "13"}, {Name: "grpc-message", Value: "boom", Sensitive: true}}
+	withMD := append(slices.Clone(ok), hpack.HeaderField{Name: "x-sig", Value: "s"})
+
+	steps := []struct {
+		name   string
+		fields []hpack.HeaderField
+		keep   bool
+		want   hpackFields
+	}{
+		{name: "Headers", fields: ok, keep: true, want: hpackFields{status: "200", contentType: "application/grpc"}},
+		{name: "Trailers", fields: trailers, want: hpackFields{grpcStatus: "0"}},
+		{name: "HeadersIndexed", fields: ok, keep: true, want: hpackFields{status: "200", contentType: "application/grpc"}},
+		{name: "TrailersIndexed", fields: trailers, want: hpackFields{grpcStatus: "0"}},
+		{name: "HeadersCached", fields: ok, keep: true, want: hpackFields{status: "200", contentType: "application/grpc"}},
+		{name: "HeadersNotKeepingMetadata", fields: ok, want: hpackFields{status: "200", contentType: "application/grpc"}},
+		{name: "TrailersCached", fields: trailers, want: hpackFields{grpcStatus: "0"}},
+		{name: "Failed", fields: failed, want: hpackFields{grpcStatus: "13", grpcMessage: "boom"}},
+		{name: "HeadersAfterLiteral", fields: ok, keep: true, want: hpackFields{status: "200", contentType: "application/grpc"}},
+		{name: "Metadata", fields: withMD, keep: true, want: hpackFields{status: "200", contentType: "application/grpc", metadata: withMD[2:]}},
+		{name: "MetadataIndexed", fields: withMD, keep: true, want: hpackFields{status: "200", contentType: "application/grpc", metadata: withMD[2:]}},
+		{name: "MetadataAgain", fields: withMD, keep: true, want: hpackFields{status: "200", contentType: "application/grpc", metadata: withMD[2:]}},
+		{name: "TrailersLast", fields: trailers, want: hpackFields{grpcStatus: "0"}},
+	}
+	for _, step := range steps {
+		tr.hblock = block(step.fields...)
+		require.NoError(t, tr.decodeHeaderBlock(step.keep), step.name)
+		got := tr.hfields
+		got.size = 0
+		step.want.keepMetadata = step.keep
+		require.Equal(t, step.want, got, step.name)
 	}
 }

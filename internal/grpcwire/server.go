@@ -254,6 +254,7 @@ type srvConn struct {
 	nc     net.Conn
 	br     *bufio.Reader
 	fr     *http2.Framer
+	frames frameReader
 	hdec   *hpack.Decoder
 	ctx    context.Context // parent of every call's context; cancelled when the connection ends
 	cancel context.CancelFunc
@@ -263,14 +264,17 @@ type srvConn struct {
 
 	// Owned by the serve goroutine.
 	sawSettings bool
-	maxStreamID uint32     // highest stream the client opened
-	recvUnacked uint32     // connection-level bytes received and not yet returned by WINDOW_UPDATE
-	hdrStream   *srvStream // stream whose header block is being decoded; nil discards the fields
-	hdrID       uint32     // stream of the header block being decoded, 0 when none
-	hdrEnd      bool       // the header block's HEADERS frame ended the stream
-	hdrFrags    int        // header block bytes so far
-	hdrSize     int        // decoded header list size so far
-	hdrTooBig   bool       // the decoded header list exceeded srvMaxHeaderList
+	maxStreamID uint32        // highest stream the client opened
+	recvUnacked uint32        // connection-level bytes received and not yet returned by WINDOW_UPDATE
+	hdrStream   *srvStream    // stream whose header block is being decoded; nil discards the fields
+	hdrID       uint32        // stream of the header block being decoded, 0 when none
+	hdrEnd      bool          // the header block's HEADERS frame ended the stream
+	hdrFrags    int           // header block bytes so far
+	hdrSize     int           // decoded header list size so far
+	hdrTooBig   bool          // the decoded header list exceeded srvMaxHeaderList
+	hdrWhole    bool          // the block came whole in its HEADERS frame
+	hdrTimeout  time.Duration // the block's grpc-timeout, -1 when none
+	hdrCache    srvHeaderCache
 
 	// wmu guards everything below and every write to nc, so that frames of
 	// different streams never interleave mid-frame.
@@ -298,20 +302,18 @@ type srvConn struct {
 // IncomingMetadata and SetHeader find it without a context.WithValue
 // allocation per call.
 type srvStream struct {
-	context.Context
-	cancel context.CancelFunc
-	c      *srvConn
-	id     uint32
+	callCtx // the deadline is set while decoding the request headers
+	c       *srvConn
+	id      uint32
 
 	// Set while decoding the request headers (serve goroutine).
-	handler  Handler
-	path     string
-	post     bool
-	ctOK     bool
-	badTO    bool
-	deadline time.Time
-	md       []hpack.HeaderField
-	mdArr    [4]hpack.HeaderField // backs md for the few headers a client usually sends
+	handler Handler
+	path    string
+	post    bool
+	ctOK    bool
+	badTO   bool
+	md      []hpack.HeaderField
+	mdArr   [4]hpack.HeaderField // backs md for the few headers a client usually sends
 
 	// Request body (serve goroutine until the handler starts, then the
 	// handler's).
@@ -331,12 +333,13 @@ type srvStream struct {
 
 type srvStreamKey struct{}
 
-// Value answers srvStreamKey with the stream itself.
+// Value answers srvStreamKey with the stream itself; a call's context
+// carries no other value.
 func (st *srvStream) Value(key any) any {
 	if _, ok := key.(srvStreamKey); ok {
 		return st
 	}
-	return st.Context.Value(key)
+	return nil
 }
 
 func newSrvConn(s *Server, nc net.Conn) *srvConn {
@@ -380,9 +383,9 @@ func (c *srvConn) serve() {
 		return
 	}
 	for {
-		f, err := c.fr.ReadFrame()
+		f, h, err := c.frames.next()
 		if err == nil {
-			err = c.onFrame(f)
+			err = c.onFrame(f, h)
 		}
 		if err != nil {
 			var se http2.StreamError
@@ -434,6 +437,7 @@ func (c *srvConn) handshake() error {
 	c.fr = http2.NewFramer(nil, c.br)
 	c.fr.SetReuseFrames()
 	c.fr.SetMaxReadFrameSize(srvMaxReadFrame)
+	c.frames = frameReader{fr: c.fr, r: c.br}
 	c.hdec = hpack.NewDecoder(4096, c.onHeaderField)
 	c.hdec.SetMaxStringLength(srvMaxHeaderList)
 
@@ -475,7 +479,9 @@ func (c *srvConn) connError(err error) {
 	c.wmu.Unlock()
 }
 
-func (c *srvConn) onFrame(f http2.Frame) error {
+// onFrame handles a frame read by frameReader: f, or the HEADERS frame h
+// when f is nil.
+func (c *srvConn) onFrame(f http2.Frame, h headersFrame) error {
 	if !c.sawSettings {
 		if _, ok := f.(*http2.SettingsFrame); !ok {
 			return http2.ConnectionError(http2.ErrCodeProtocol)
@@ -483,10 +489,10 @@ func (c *srvConn) onFrame(f http2.Frame) error {
 		c.sawSettings = true
 	}
 	switch f := f.(type) {
+	case nil:
+		return c.onHeaders(h)
 	case *http2.DataFrame:
 		return c.onData(f)
-	case *http2.HeadersFrame:
-		return c.onHeaders(f)
 	case *http2.ContinuationFrame:
 		return c.onHeaderFragment(f.HeaderBlockFragment(), f.HeadersEnded())
 	case *http2.SettingsFrame:
@@ -584,13 +590,15 @@ func (c *srvConn) onWindowUpdate(f *http2.WindowUpdateFrame) error {
 // onHeaders starts a header block: a new call, or trailers (or a late
 // frame) for an existing stream, whose fields are decoded only to keep the
 // HPACK table in step.
-func (c *srvConn) onHeaders(f *http2.HeadersFrame) error {
-	id := f.StreamID
+func (c *srvConn) onHeaders(f headersFrame) error {
+	id := f.streamID
 	c.hdrID = id
-	c.hdrEnd = f.StreamEnded()
+	c.hdrEnd = f.endStream
 	c.hdrFrags = 0
 	c.hdrSize = 0
 	c.hdrTooBig = false
+	c.hdrWhole = f.endHeaders
+	c.hdrTimeout = -1
 	c.hdrStream = nil
 	if id > c.maxStreamID {
 		if id%2 == 0 {
@@ -599,9 +607,14 @@ func (c *srvConn) onHeaders(f *http2.HeadersFrame) error {
 		c.maxStreamID = id
 		st := &srvStream{c: c, id: id}
 		st.md = st.mdArr[:0]
+		if f.endHeaders && c.hdrCache.apply(f.fragment, st) {
+			c.hdrID = 0
+			c.onRequestHeaders(st)
+			return nil
+		}
 		c.hdrStream = st
 	}
-	return c.onHeaderFragment(f.HeaderBlockFragment(), f.HeadersEnded())
+	return c.onHeaderFragment(f.fragment, f.endHeaders)
 }
 
 func (c *srvConn) onHeaderFragment(frag []byte, end bool) error {
@@ -612,6 +625,8 @@ func (c *srvConn) onHeaderFragment(frag []byte, end bool) error {
 	if c.hdrFrags > srvMaxHeaderList {
 		return http2.ConnectionError(http2.ErrCodeEnhanceYourCalm)
 	}
+	// Any block decoded may change the table the cached one refers to.
+	c.hdrCache.valid = false
 	if _, err := c.hdec.Write(frag); err != nil {
 		return http2.ConnectionError(http2.ErrCodeCompression)
 	}
@@ -624,6 +639,9 @@ func (c *srvConn) onHeaderFragment(frag []byte, end bool) error {
 	id, st := c.hdrID, c.hdrStream
 	c.hdrID, c.hdrStream = 0, nil
 	if st != nil {
+		if c.hdrWhole && !c.hdrTooBig && !st.badTO {
+			c.hdrCache.save(frag, st, c.hdrTimeout, c.s.handlers[st.path])
+		}
 		c.onRequestHeaders(st)
 		return nil
 	}
@@ -669,6 +687,7 @@ func (c *srvConn) onHeaderField(f hpack.HeaderField) {
 			st.badTO = true
 			return
 		}
+		c.hdrTimeout = d
 		st.deadline = time.Now().Add(d)
 	default:
 		if strings.HasPrefix(f.Name, ":") && f.Name != ":authority" {
@@ -697,7 +716,9 @@ func (c *srvConn) onRequestHeaders(st *srvStream) {
 	case st.badTO:
 		code, msg = codes.Internal, "grpcwire: malformed grpc-timeout"
 	default:
-		st.handler = c.s.handlers[st.path]
+		if st.handler == nil { // else found by the header cache
+			st.handler = c.s.handlers[st.path]
+		}
 		if st.handler == nil {
 			code, msg = codes.Unimplemented, "grpcwire: unknown method "+st.path
 		}
@@ -801,11 +822,7 @@ func (c *srvConn) onRequestEnd(st *srvStream) {
 		c.failRequest(st, codes.Internal, "grpcwire: request message missing or truncated")
 		return
 	}
-	if st.deadline.IsZero() {
-		st.Context, st.cancel = context.WithCancel(c.ctx)
-	} else {
-		st.Context, st.cancel = context.WithDeadline(c.ctx, st.deadline)
-	}
+	st.conn = c.ctx
 	st.running = true
 	go c.runStream(st)
 }
@@ -875,7 +892,7 @@ func (c *srvConn) endStream(id uint32) {
 func (c *srvConn) endStreamWork(st *srvStream) {
 	st.ended = true
 	if st.running {
-		st.cancel()
+		st.end(context.Canceled)
 		return
 	}
 	c.releaseRequest(st)
@@ -898,7 +915,7 @@ func (c *srvConn) runStream(st *srvStream) {
 	srvPutBuf(st.buf)
 	st.buf = nil
 	c.respond(st, resp, err)
-	st.cancel()
+	st.end(context.Canceled)
 }
 
 // respond writes a handler's answer: HEADERS, DATA and trailers in one

@@ -844,3 +844,57 @@ func srvCPUTime() int64 {
 	}
 	return ru.Utime.Nano() + ru.Stime.Nano()
 }
+
+// TestServerHeaderCache sends blocks the server may take from its cache of
+// the last all-indexed block, and blocks that change the HPACK table in
+// between: every call must see its own headers.
+func TestServerHeaderCache(t *testing.T) {
+	t.Parallel()
+	type seen struct {
+		path     string
+		md       string
+		deadline bool
+	}
+	calls := make(chan seen, 1)
+	report := func(ctx context.Context, _ []byte) ([]byte, error) {
+		_, ok := ctx.Deadline()
+		calls <- seen{path: IncomingMetadata(ctx).Get("x-a")[0], md: strings.Join(IncomingMetadata(ctx).Get("x-b"), ","), deadline: ok}
+		return nil, nil
+	}
+	f := srvStart(t, false, ServerOptions{}, map[string]Handler{"/t.S/A": report, "/t.S/B": report})
+	c := srvDialRaw(t, f.addr)
+
+	request := func(path, xa, xb, timeout string) []string {
+		fields := []string{":method", "POST", ":scheme", "http", ":path", path, ":authority", "x", "content-type", "application/grpc", "x-a", xa}
+		if xb != "" {
+			fields = append(fields, "x-b", xb)
+		}
+		if timeout != "" {
+			fields = append(fields, "grpc-timeout", timeout)
+		}
+		return fields
+	}
+	steps := []struct {
+		fields []string
+		want   seen
+	}{
+		{request("/t.S/A", "/t.S/A", "", "5S"), seen{path: "/t.S/A", deadline: true}},
+		{request("/t.S/A", "/t.S/A", "", "5S"), seen{path: "/t.S/A", deadline: true}}, // all indexed: cached
+		{request("/t.S/A", "/t.S/A", "", "5S"), seen{path: "/t.S/A", deadline: true}}, // from the cache
+		{request("/t.S/B", "/t.S/B", "1", ""), seen{path: "/t.S/B", md: "1"}},         // changes the table
+		{request("/t.S/B", "/t.S/B", "1", ""), seen{path: "/t.S/B", md: "1"}},
+		{request("/t.S/B", "/t.S/B", "1", ""), seen{path: "/t.S/B", md: "1"}},
+		{request("/t.S/A", "/t.S/A", "", "5S"), seen{path: "/t.S/A", deadline: true}},
+		{request("/t.S/A", "/t.S/A", "", "0m"), seen{path: "/t.S/A", deadline: true}},
+		{request("/t.S/A", "/t.S/A", "", "0m"), seen{path: "/t.S/A", deadline: true}},
+		{request("/t.S/A", "/t.S/A", "", "0m"), seen{path: "/t.S/A", deadline: true}},
+	}
+	for i, step := range steps {
+		id := uint32(2*i + 1)
+		require.NoError(t, c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: c.headerBlock(step.fields...), EndHeaders: true}))
+		require.NoError(t, c.fr.WriteData(id, true, []byte{0, 0, 0, 0, 0}))
+		fields, _ := c.readUntilEnd(t, id)
+		require.Equal(t, "0", fields["grpc-status"], "step %d: %v", i, fields)
+		require.Equal(t, step.want, <-calls, "step %d", i)
+	}
+}

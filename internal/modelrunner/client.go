@@ -228,6 +228,7 @@ const reportTimeout = 10 * time.Second
 // the failure and timeout bookkeeping of the protocol, health-checks the model
 // on a separate channel, and reports the model when it gives up on it.
 type Client struct {
+	answers  mrpb.CallResponseDecoder // guarded by inflight
 	cancel   context.CancelFunc
 	ctx      context.Context
 	id       string     // immutable copy of info.ID, readable without mu
@@ -571,18 +572,12 @@ func (c *Client) CallPrepared(ctx context.Context, call *PreparedCall) Result {
 		return res
 	}
 	answer, err := c.invoke(ctx, conn, transport, methodCall, call.data, c.opts.CallTimeout)
-	c.inflight.Unlock()
 	res.ExecTime = c.opts.Now().Sub(start)
-	resp := new(mrpb.CallResponse)
+	var out callOutcome
 	if err == nil {
-		if decodeErr := proto.Unmarshal(answer.Message, resp); decodeErr != nil {
-			c.mu.Lock()
-			defer c.mu.Unlock()
-			res.Status, res.Code, res.Err = StatusFailed, codes.Internal.String(), c.wrap(method, fmt.Errorf("decoding the answer: %w", decodeErr))
-			c.onFailureLocked()
-			return res
-		}
+		out = c.decodeAnswer(answer.Message)
 	}
+	c.inflight.Unlock()
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -608,13 +603,17 @@ func (c *Client) CallPrepared(ctx context.Context, call *PreparedCall) Result {
 		}
 		return res
 	}
+	if out.decodeErr != nil {
+		res.Status, res.Code, res.Err = StatusFailed, codes.Internal.String(), c.wrap(method, fmt.Errorf("decoding the answer: %w", out.decodeErr))
+		c.onFailureLocked()
+		return res
+	}
 
-	code := resp.GetStatus().GetCode()
-	res.Code = code
-	if code != CodeSuccess {
+	res.Code = out.code
+	if out.code != CodeSuccess {
 		res.Status = StatusFailed
-		res.Err = c.wrap(method, &StatusError{Code: code, Message: resp.GetStatus().GetMessage()})
-		switch code {
+		res.Err = c.wrap(method, &StatusError{Code: out.code, Message: out.message})
+		switch out.code {
 		case CodeBadImplementation:
 			c.retireLocked(FailureBadImplementation, res.Err.Error())
 		case CodeInvalidArgument:
@@ -628,15 +627,40 @@ func (c *Client) CallPrepared(ctx context.Context, call *PreparedCall) Result {
 		}
 		return res
 	}
-	value, err := variant.Decode(resp.GetMethodResponse())
+	value, err := variant.Decode(&mrpb.Variant{Type: out.typ, Value: out.value})
 	if err != nil {
 		res.Status, res.Err = StatusFailed, c.wrap(method, err)
 		c.onFailureLocked()
 		return res
 	}
-	res.Status, res.Type, res.Value = StatusSuccess, resp.GetMethodResponse().GetType(), value
+	res.Status, res.Type, res.Value = StatusSuccess, out.typ, value
 	c.failures, c.timeouts, c.cooldown = 0, 0, 0
 	return res
+}
+
+// callOutcome is what CallPrepared reads from a CallResponse.
+type callOutcome struct {
+	code, message string
+	decodeErr     error // the answer is not a CallResponse
+	typ           mrpb.VariantType
+	value         []byte // the Variant's bytes, in the answer's buffer
+}
+
+// decodeAnswer reads a Call's answer with the client's decoder, which the
+// caller holds with inflight: one call at a time reuses it. The answer's
+// value is decoded later, without the lock.
+func (c *Client) decodeAnswer(msg []byte) callOutcome {
+	defer c.answers.Release()
+	resp, err := c.answers.Decode(msg)
+	if err != nil {
+		return callOutcome{decodeErr: err}
+	}
+	return callOutcome{
+		code:    resp.GetStatus().GetCode(),
+		message: resp.GetStatus().GetMessage(),
+		typ:     resp.GetMethodResponse().GetType(),
+		value:   resp.GetMethodResponse().GetValue(),
+	}
 }
 
 func (c *Client) wrap(method string, err error) error {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -39,7 +40,7 @@ type Runner struct {
 	opts   RunnerOptions
 	wg     sync.WaitGroup
 
-	workers workerPool
+	workers *workerPool
 
 	mu      sync.RWMutex
 	clients map[string]*Client
@@ -65,7 +66,7 @@ func NewRunner(opts RunnerOptions) *Runner {
 		ctx:     ctx,
 		logger:  logger,
 		opts:    opts,
-		workers: workerPool{done: make(chan struct{}), jobs: make(chan func())},
+		workers: newWorkerPool(workerIdle),
 	}
 	r.opts.Client.Report = r.report
 	return r
@@ -175,33 +176,61 @@ func (r *Runner) CallPrepared(ctx context.Context, call *PreparedCall) []Result 
 // fan-out.
 func (r *Runner) CallSequence(ctx context.Context, calls ...*PreparedCall) [][]Result {
 	ready := r.ready()
-	chains := make([][]Result, len(ready))
-	var wg sync.WaitGroup
-	wg.Add(len(ready))
-	for i, c := range ready {
-		r.workers.do(func() {
-			defer wg.Done()
-			chain := make([]Result, 0, len(calls))
-			for j, call := range calls {
-				if j > 0 && !c.Ready() {
-					break
-				}
-				chain = append(chain, c.CallPrepared(ctx, call))
-			}
-			chains[i] = chain
-		})
+	f := &fanout{
+		calls:  calls,
+		chains: make([][]Result, len(ready)),
+		ctx:    ctx,
+		ready:  ready,
+		slots:  make([]Result, len(ready)*len(calls)),
 	}
-	wg.Wait()
+	f.wg.Add(len(ready))
+	run := f.run // one method value for the whole fan-out
+	for i := range ready {
+		r.workers.do(poolJob{run: run, i: i})
+	}
+	f.wg.Wait()
+	if len(calls) == 1 {
+		// Every ready model answered the first call: the slots are the
+		// list, in order.
+		return [][]Result{f.slots}
+	}
 	results := make([][]Result, len(calls))
 	for j := range calls {
 		results[j] = make([]Result, 0, len(ready))
-		for _, chain := range chains {
+		for _, chain := range f.chains {
 			if j < len(chain) {
 				results[j] = append(results[j], chain[j])
 			}
 		}
 	}
 	return results
+}
+
+// fanout is one CallSequence. Its jobs are an index into ready rather than
+// a closure per model, and the models' chains share one array: a fan-out of
+// a hundred models then allocates a handful of objects instead of two
+// hundred.
+type fanout struct {
+	calls  []*PreparedCall
+	chains [][]Result // chains[i]: ready[i]'s answers, in slots
+	ctx    context.Context
+	ready  []*Client
+	slots  []Result
+	wg     sync.WaitGroup
+}
+
+// run makes the calls on ready[i], in order, while it stays ready.
+func (f *fanout) run(i int) {
+	defer f.wg.Done()
+	c, n := f.ready[i], len(f.calls)
+	chain := f.slots[i*n : i*n : (i+1)*n]
+	for j, call := range f.calls {
+		if j > 0 && !c.Ready() {
+			break
+		}
+		chain = append(chain, c.CallPrepared(f.ctx, call))
+	}
+	f.chains[i] = chain
 }
 
 // ready lists the ready clients, sorted by model ID.
@@ -265,44 +294,106 @@ func (r *Runner) Close() {
 	r.workers.close()
 }
 
-// workerIdle is how long a fan-out goroutine waits for more work.
+// workerIdle is about how long a fan-out goroutine waits for more work.
 const workerIdle = time.Minute
 
 // workerPool runs each job at once, on an idle goroutine if there is one and
 // on a new one otherwise, so a slow model never queues behind another. Reusing
 // goroutines saves the stack growth a fresh goroutine pays on every gRPC call,
 // a noticeable share of a fan-out's CPU.
+//
+// Idle workers exit after one to two idle periods. One pool-wide timer
+// marks the periods by closing retire, rather than a timer per worker in
+// each worker's select: blocking on a timer's channel costs a timer update
+// every call.
 type workerPool struct {
-	closeOnce sync.Once
-	done      chan struct{}
-	jobs      chan func() // unbuffered: a send succeeds only to an idle worker
+	jobs    chan poolJob // unbuffered: a send succeeds only to an idle worker
+	idle    time.Duration
+	closed  atomic.Bool
+	workers atomic.Int32 // running workers
+
+	mu     sync.Mutex
+	retire chan struct{} // closed at the end of each period, and by close
+	period *time.Timer   // ends the period; armed while there are workers
 }
 
-func (p *workerPool) do(job func()) {
+func newWorkerPool(idle time.Duration) *workerPool {
+	return &workerPool{jobs: make(chan poolJob), idle: idle, retire: make(chan struct{})}
+}
+
+// poolJob is run(i): a job is sent by value, so that a fan-out's jobs share
+// one function value instead of a closure each.
+type poolJob struct {
+	run func(i int)
+	i   int
+}
+
+func (p *workerPool) do(job poolJob) {
 	select {
 	case p.jobs <- job:
 	default:
+		p.workers.Add(1)
+		p.mu.Lock()
+		if p.period == nil && !p.closed.Load() {
+			p.period = time.AfterFunc(p.idle, p.endPeriod)
+		}
+		p.mu.Unlock()
 		go p.work(job)
 	}
 }
 
-func (p *workerPool) work(job func()) {
-	job()
-	idle := time.NewTimer(workerIdle)
-	defer idle.Stop()
+// endPeriod tells the workers a period ended and starts the next one while
+// there are workers.
+func (p *workerPool) endPeriod() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed.Load() {
+		return
+	}
+	close(p.retire)
+	p.retire = make(chan struct{})
+	if p.workers.Load() > 0 {
+		p.period.Reset(p.idle)
+	} else {
+		p.period = nil
+	}
+}
+
+func (p *workerPool) currentRetire() <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.retire
+}
+
+// work runs job, then further jobs until a whole period passes without one.
+func (p *workerPool) work(job poolJob) {
+	defer p.workers.Add(-1)
+	retire := p.currentRetire()
+	job.run(job.i)
+	worked := true // a job ran in the current period
 	for {
 		select {
 		case job := <-p.jobs:
-			job()
-			idle.Reset(workerIdle)
-		case <-idle.C:
-			return
-		case <-p.done:
-			return
+			job.run(job.i)
+			worked = true
+		case <-retire:
+			if !worked || p.closed.Load() {
+				return
+			}
+			worked = false
+			retire = p.currentRetire()
 		}
 	}
 }
 
 func (p *workerPool) close() {
-	p.closeOnce.Do(func() { close(p.done) })
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed.Swap(true) {
+		return
+	}
+	if p.period != nil {
+		p.period.Stop()
+	}
+	close(p.retire)
 }

@@ -3,6 +3,8 @@ package modelrunner
 import (
 	"context"
 	"fmt"
+	"runtime"
+	"sync"
 	"testing"
 	"time"
 
@@ -229,4 +231,37 @@ func TestRunnerCallSequence(t *testing.T) {
 	// No barrier: the fast model predicted long before the slow one's feed_update gave
 	// up at its one-second deadline.
 	require.Less(t, (<-fast.predicted).Sub(start), 500*time.Millisecond)
+}
+
+func TestWorkerPool(t *testing.T) {
+	t.Parallel()
+	p := newWorkerPool(10 * time.Millisecond)
+	waitIdle := func() {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for p.workers.Load() > 0 {
+			require.True(t, time.Now().Before(deadline), "%d workers still running", p.workers.Load())
+			runtime.Gosched()
+		}
+	}
+
+	// Concurrent jobs each get a worker; idle workers then exit.
+	var wg sync.WaitGroup
+	release := make(chan struct{})
+	wg.Add(3)
+	for i := range 3 {
+		p.do(poolJob{run: func(int) { defer wg.Done(); <-release }, i: i})
+	}
+	require.EqualValues(t, 3, p.workers.Load())
+	close(release)
+	wg.Wait()
+	waitIdle()
+
+	// A closed pool still runs a job, and its worker exits after it.
+	p.close()
+	p.close()
+	done := make(chan int, 1)
+	p.do(poolJob{run: func(i int) { done <- i }, i: 7})
+	require.Equal(t, 7, <-done)
+	waitIdle()
 }

@@ -50,7 +50,10 @@ func ExampleFactory(name string, opts ExampleOptions) (Factory, error) {
 		return nil, fmt.Errorf("unknown example model %q (known: %s)", name, strings.Join(ExampleNames(), ", "))
 	}
 	return func([]any, map[string]any) (Model, error) {
-		return &exampleModel{signal: signal, series: map[string][]point{}}, nil
+		m := &exampleModel{signal: signal, series: map[string][]point{}}
+		m.feedUpdateMethod = Method{Args: decodeFeedArgs, Func: m.feedUpdate}
+		m.predictMethod = Method{Func: m.predict}
+		return m, nil
 	}, nil
 }
 
@@ -125,14 +128,19 @@ type exampleModel struct {
 	mu     sync.Mutex
 	series map[string][]point
 	signal func(closes []float64) float64
+
+	// Made once: a method value (m.predict) costs an allocation each time
+	// it is taken, and Method is looked up on every call.
+	feedUpdateMethod Method
+	predictMethod    Method
 }
 
 func (m *exampleModel) Method(name string) (Method, bool) {
 	switch name {
 	case "feed_update", "tick":
-		return Method{Args: decodeFeedArgs, Func: m.feedUpdate}, true
+		return m.feedUpdateMethod, true
 	case "predict":
-		return Method{Func: m.predict}, true
+		return m.predictMethod, true
 	}
 	return Method{}, false
 }

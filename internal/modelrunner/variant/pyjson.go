@@ -18,6 +18,9 @@ const maxJSONDepth = 10000
 // NaN, Infinity and -Infinity become the matching float64 values, and numbers
 // too large for float64 become ±Inf (as in Python) instead of an error.
 func ParseJSON(b []byte) (any, error) {
+	if obj, ok := parseFlatObject(b); ok {
+		return obj, nil
+	}
 	var v any
 	if err := json.Unmarshal(b, &v); err == nil {
 		return v, nil
@@ -38,6 +41,104 @@ func ParseJSON(b []byte) (any, error) {
 		return nil, p.errorf("unexpected data after top-level value")
 	}
 	return v, nil
+}
+
+// parseFlatObject parses the shape of almost every model answer, an object
+// of numbers ({"value": 0.5}), without encoding/json's validation pass,
+// decode state and reflection: a node reads a hundred of them per fan-out.
+// It takes an object whose keys are plain ASCII and whose values are
+// numbers, plain ASCII strings, true, false or null, and gives what
+// json.Unmarshal gives; it reports false for anything else, which the
+// general path then parses.
+func parseFlatObject(b []byte) (map[string]any, bool) {
+	p := jsonParser{data: b}
+	p.skipSpace()
+	if !p.literal("{") {
+		return nil, false
+	}
+	obj := map[string]any{}
+	p.skipSpace()
+	if p.literal("}") {
+		return obj, p.atEnd()
+	}
+	for {
+		p.skipSpace()
+		key, ok := p.plainString()
+		if !ok {
+			return nil, false
+		}
+		p.skipSpace()
+		if !p.literal(":") {
+			return nil, false
+		}
+		p.skipSpace()
+		v, ok := p.flatValue()
+		if !ok {
+			return nil, false
+		}
+		obj[key] = v
+		p.skipSpace()
+		switch {
+		case p.literal(","):
+		case p.literal("}"):
+			return obj, p.atEnd()
+		default:
+			return nil, false
+		}
+	}
+}
+
+// atEnd skips trailing space and reports whether nothing else follows.
+func (p *jsonParser) atEnd() bool {
+	p.skipSpace()
+	return p.pos == len(p.data)
+}
+
+// flatValue parses a number, a plain string, true, false or null.
+func (p *jsonParser) flatValue() (any, bool) {
+	if p.pos >= len(p.data) {
+		return nil, false
+	}
+	switch c := p.data[p.pos]; {
+	case c == '"':
+		return p.plainString()
+	case c == '-' || (c >= '0' && c <= '9'):
+		end, ok := NumberEnd(p.data, p.pos)
+		if !ok {
+			return nil, false
+		}
+		// Out of range is an error for encoding/json: the general path
+		// decides what it becomes.
+		f, err := strconv.ParseFloat(string(p.data[p.pos:end]), 64)
+		p.pos = end
+		return f, err == nil
+	case p.literal("true"):
+		return true, true
+	case p.literal("false"):
+		return false, true
+	case p.literal("null"):
+		return nil, true
+	}
+	return nil, false
+}
+
+// plainString parses a string of printable ASCII without escapes, which
+// decodes to its bytes.
+func (p *jsonParser) plainString() (string, bool) {
+	if p.pos >= len(p.data) || p.data[p.pos] != '"' {
+		return "", false
+	}
+	for i := p.pos + 1; i < len(p.data); i++ {
+		switch c := p.data[i]; {
+		case c == '"':
+			s := string(p.data[p.pos+1 : i])
+			p.pos = i + 1
+			return s, true
+		case c < 0x20 || c > 0x7e || c == '\\':
+			return "", false
+		}
+	}
+	return "", false
 }
 
 type jsonParser struct {

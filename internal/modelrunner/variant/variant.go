@@ -33,69 +33,85 @@ var ErrUnsupported = errors.New("unsupported variant type")
 //
 // []byte is rejected because it is ambiguous (text? JSON? a blob?).
 func Encode(v any) (*mrpb.Variant, error) {
+	out := new(mrpb.Variant)
+	if err := EncodeInto(out, v); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// EncodeInto is Encode into a Variant the caller provides, so that a model
+// host answering call after call can reuse one.
+func EncodeInto(dst *mrpb.Variant, v any) error {
+	typ, value, err := encodeValue(v)
+	if err != nil {
+		return err
+	}
+	*dst = mrpb.Variant{Type: typ, Value: value}
+	return nil
+}
+
+// encodeValue returns the type tag and bytes Encode puts in a Variant.
+func encodeValue(v any) (mrpb.VariantType, []byte, error) {
 	switch x := v.(type) {
 	case nil:
-		return &mrpb.Variant{Type: mrpb.VariantType_NONE}, nil
+		return mrpb.VariantType_NONE, nil, nil
 	case float64:
-		return double(x), nil
+		return double(x)
 	case float32:
-		return double(float64(x)), nil
+		return double(float64(x))
 	case bool:
 		if x {
-			return integer(1), nil
+			return integer(1)
 		}
-		return integer(0), nil
+		return integer(0)
 	case int:
-		return integer(int64(x)), nil
+		return integer(int64(x))
 	case int8:
-		return integer(int64(x)), nil
+		return integer(int64(x))
 	case int16:
-		return integer(int64(x)), nil
+		return integer(int64(x))
 	case int32:
-		return integer(int64(x)), nil
+		return integer(int64(x))
 	case int64:
-		return integer(x), nil
+		return integer(x)
 	case uint:
 		return unsigned(uint64(x))
 	case uint8:
-		return integer(int64(x)), nil
+		return integer(int64(x))
 	case uint16:
-		return integer(int64(x)), nil
+		return integer(int64(x))
 	case uint32:
-		return integer(int64(x)), nil
+		return integer(int64(x))
 	case uint64:
 		return unsigned(x)
 	case string:
-		return &mrpb.Variant{Type: mrpb.VariantType_STRING, Value: []byte(x)}, nil
+		return mrpb.VariantType_STRING, []byte(x), nil
 	case json.RawMessage:
-		return &mrpb.Variant{Type: mrpb.VariantType_JSON, Value: slices.Clone(x)}, nil
+		return mrpb.VariantType_JSON, slices.Clone(x), nil
 	case []byte:
-		return nil, errors.New("encoding variant: []byte is ambiguous; use string or json.RawMessage")
+		return 0, nil, errors.New("encoding variant: []byte is ambiguous; use string or json.RawMessage")
 	}
 	b, err := json.Marshal(v)
 	if err != nil {
-		return nil, fmt.Errorf("encoding %T as JSON variant: %w", v, err)
+		return 0, nil, fmt.Errorf("encoding %T as JSON variant: %w", v, err)
 	}
-	return &mrpb.Variant{Type: mrpb.VariantType_JSON, Value: b}, nil
+	return mrpb.VariantType_JSON, b, nil
 }
 
-func double(f float64) *mrpb.Variant {
-	b := make([]byte, 8)
-	binary.LittleEndian.PutUint64(b, math.Float64bits(f))
-	return &mrpb.Variant{Type: mrpb.VariantType_DOUBLE, Value: b}
+func double(f float64) (mrpb.VariantType, []byte, error) {
+	return mrpb.VariantType_DOUBLE, binary.LittleEndian.AppendUint64(make([]byte, 0, 8), math.Float64bits(f)), nil
 }
 
-func integer(i int64) *mrpb.Variant {
-	b := make([]byte, 8)
-	binary.LittleEndian.PutUint64(b, uint64(i))
-	return &mrpb.Variant{Type: mrpb.VariantType_INT, Value: b}
+func integer(i int64) (mrpb.VariantType, []byte, error) {
+	return mrpb.VariantType_INT, binary.LittleEndian.AppendUint64(make([]byte, 0, 8), uint64(i)), nil
 }
 
-func unsigned(u uint64) (*mrpb.Variant, error) {
+func unsigned(u uint64) (mrpb.VariantType, []byte, error) {
 	if u > math.MaxInt64 {
-		return nil, fmt.Errorf("encoding variant: %d does not fit in a signed 8-byte INT", u)
+		return 0, nil, fmt.Errorf("encoding variant: %d does not fit in a signed 8-byte INT", u)
 	}
-	return integer(int64(u)), nil
+	return integer(int64(u))
 }
 
 // Decode turns a Variant into a Go value: nil (NONE or a nil Variant, which

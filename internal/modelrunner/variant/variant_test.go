@@ -287,3 +287,63 @@ func FuzzParseJSONSlowPath(f *testing.F) {
 		}
 	})
 }
+
+// requireFlatObjectLikeStdlib checks that whatever parseFlatObject takes,
+// json.Unmarshal takes too and decodes the same.
+func requireFlatObjectLikeStdlib(t *testing.T, doc []byte) bool {
+	t.Helper()
+	got, ok := parseFlatObject(doc)
+	if !ok {
+		return false
+	}
+	var want any
+	require.NoError(t, json.Unmarshal(doc, &want), "%q", doc)
+	require.Equal(t, want, any(got), "%q", doc)
+	return true
+}
+
+func TestParseFlatObject(t *testing.T) {
+	t.Parallel()
+
+	for doc, taken := range map[string]bool{
+		`{"value": 0.5}`:                      true,
+		` { "a" : -0 , "b":1E+2, "a": 3 } `:   true,
+		`{}`:                                  true,
+		`{"s": "x y", "t": true, "f": false}`: true,
+		`{"n": null}`:                         true,
+		`{"value": NaN}`:                      false,
+		`{"value": 1e999}`:                    false,
+		`{"value": 01}`:                       false,
+		`{"value": 1.}`:                       false,
+		`{"value": truex}`:                    false,
+		`{"value": [1]}`:                      false,
+		`{"value": {}}`:                       false,
+		`{"a\u00e9": 1}`:                      false,
+		`{"é": 1}`:                            false,
+		`{"a": 1,}`:                           false,
+		`{"a": 1} x`:                          false,
+		`{"a" 1}`:                             false,
+		`{"a": 1`:                             false,
+		`[1]`:                                 false,
+		``:                                    false,
+	} {
+		require.Equal(t, taken, requireFlatObjectLikeStdlib(t, []byte(doc)), doc)
+	}
+}
+
+func FuzzParseFlatObject(f *testing.F) {
+	f.Add([]byte(`{"value": 0.5}`))
+	f.Add([]byte(` { "a" : -0 , "b":1E+2, "a": "x", "n": null, "t": true } `))
+	f.Add([]byte(`{"value": 1e999}`))
+	f.Fuzz(func(t *testing.T, doc []byte) {
+		requireFlatObjectLikeStdlib(t, doc)
+	})
+}
+
+// TestParseJSONFlatObjectAllocations is not parallel: AllocsPerRun refuses
+// to run in parallel tests.
+func TestParseJSONFlatObjectAllocations(t *testing.T) {
+	doc := []byte(`{"value": 0.5}`)
+	// The map, its table, the key and the boxed number.
+	require.LessOrEqual(t, testing.AllocsPerRun(100, func() { _, _ = ParseJSON(doc) }), 4.0)
+}
