@@ -97,13 +97,10 @@ func orUnmarshal[M proto.Message](decoded bool, b []byte, m M) (M, error) {
 func (d *CallRequestDecoder) decode(b []byte) bool {
 	d.req = CallRequest{}
 	args, kwargs := d.args[:0], d.kwargs[:0]
-	for len(b) > 0 {
-		var f field
-		n := f.read(b)
-		if n < 0 || f.typ != protowire.BytesType {
+	ok := eachField(b, func(f field) bool {
+		if f.typ != protowire.BytesType {
 			return false
 		}
-		b = b[n:]
 		switch f.num {
 		case 1:
 			if !utf8.Valid(f.bytes) {
@@ -125,6 +122,10 @@ func (d *CallRequestDecoder) decode(b []byte) bool {
 		default:
 			return false
 		}
+		return true
+	})
+	if !ok {
+		return false
 	}
 	d.args, d.kwargs = args, kwargs
 	// proto.Unmarshal leaves an absent repeated field nil.
@@ -170,13 +171,7 @@ func (d *CallRequestDecoder) intern(b []byte) string {
 // it has one.
 func decodeArgument(b []byte, a *Argument, data *Variant) bool {
 	*a = Argument{}
-	for len(b) > 0 {
-		var f field
-		n := f.read(b)
-		if n < 0 {
-			return false
-		}
-		b = b[n:]
+	return eachField(b, func(f field) bool {
 		switch {
 		case f.is(1, protowire.VarintType):
 			a.Position = uint32(f.varint)
@@ -187,20 +182,14 @@ func decodeArgument(b []byte, a *Argument, data *Variant) bool {
 		default:
 			return false
 		}
-	}
-	return true
+		return true
+	})
 }
 
 // decodeKwArgument is decodeArgument for keyword arguments.
 func (d *CallRequestDecoder) decodeKwArgument(b []byte, kw *KwArgument, data *Variant) bool {
 	*kw = KwArgument{}
-	for len(b) > 0 {
-		var f field
-		n := f.read(b)
-		if n < 0 {
-			return false
-		}
-		b = b[n:]
+	return eachField(b, func(f field) bool {
 		switch {
 		case f.is(1, protowire.BytesType) && utf8.Valid(f.bytes):
 			kw.Keyword = d.intern(f.bytes)
@@ -209,20 +198,14 @@ func (d *CallRequestDecoder) decodeKwArgument(b []byte, kw *KwArgument, data *Va
 		default:
 			return false
 		}
-	}
-	return true
+		return true
+	})
 }
 
 // decodeVariant decodes a Variant into v; Value aliases b.
 func decodeVariant(b []byte, v *Variant) bool {
 	*v = Variant{}
-	for len(b) > 0 {
-		var f field
-		n := f.read(b)
-		if n < 0 {
-			return false
-		}
-		b = b[n:]
+	return eachField(b, func(f field) bool {
 		switch {
 		case f.is(2, protowire.VarintType):
 			v.Type = VariantType(int32(f.varint))
@@ -234,8 +217,8 @@ func decodeVariant(b []byte, v *Variant) bool {
 		default:
 			return false
 		}
-	}
-	return true
+		return true
+	})
 }
 
 // field is one field read by read.
@@ -244,6 +227,22 @@ type field struct {
 	typ    protowire.Type
 	varint uint64 // the value of a varint
 	bytes  []byte // the value of a length-delimited field
+}
+
+// eachField reads the fields of the message b in order, giving each to accept, and
+// reports whether b was read to its end with every field accepted: a decoder takes a
+// message only when it knows each of its fields, and leaves anything else to
+// proto.Unmarshal.
+func eachField(b []byte, accept func(f field) bool) bool {
+	for len(b) > 0 {
+		var f field
+		n := f.read(b)
+		if n < 0 || !accept(f) {
+			return false
+		}
+		b = b[n:]
+	}
+	return true
 }
 
 func (f *field) is(num protowire.Number, typ protowire.Type) bool {
@@ -297,13 +296,7 @@ func (d *CallResponseDecoder) Release() {
 
 func (d *CallResponseDecoder) decode(b []byte) bool {
 	d.resp = CallResponse{}
-	for len(b) > 0 {
-		var f field
-		n := f.read(b)
-		if n < 0 {
-			return false
-		}
-		b = b[n:]
+	return eachField(b, func(f field) bool {
 		switch {
 		case f.is(1, protowire.BytesType) && d.resp.Status == nil && decodeStatus(f.bytes, &d.status):
 			d.resp.Status = &d.status
@@ -312,8 +305,8 @@ func (d *CallResponseDecoder) decode(b []byte) bool {
 		default:
 			return false
 		}
-	}
-	return true
+		return true
+	})
 }
 
 // statusCodes are the codes model runners answer with, so that decoding
@@ -322,13 +315,10 @@ var statusCodes = [...]string{"BAD_IMPLEMENTATION", "FAILED_PRECONDITION", "INVA
 
 func decodeStatus(b []byte, st *Status) bool {
 	*st = Status{}
-	for len(b) > 0 {
-		var f field
-		n := f.read(b)
-		if n < 0 || f.typ != protowire.BytesType || !utf8.Valid(f.bytes) {
+	return eachField(b, func(f field) bool {
+		if f.typ != protowire.BytesType || !utf8.Valid(f.bytes) {
 			return false
 		}
-		b = b[n:]
 		switch f.num {
 		case 1:
 			st.Code = internStatusCode(f.bytes)
@@ -337,8 +327,8 @@ func decodeStatus(b []byte, st *Status) bool {
 		default:
 			return false
 		}
-	}
-	return true
+		return true
+	})
 }
 
 func internStatusCode(b []byte) string {
