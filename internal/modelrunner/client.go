@@ -79,8 +79,10 @@ type Result struct {
 	Err error
 	// ExecTime is measured on the client, from the call to its answer.
 	ExecTime time.Duration
-	Model    ModelInfo
-	Status   Status
+	// Model is the model's details when it was called. It is shared by every result
+	// of the client until its details change, and never modified.
+	Model  *ModelInfo
+	Status Status
 	// Type is the Variant tag of the answer (NONE when the method returned
 	// nothing).
 	Type mrpb.VariantType
@@ -243,7 +245,7 @@ type Client struct {
 	cooldown   int
 	failures   int
 	healthConn *grpcwire.ClientConn
-	info       ModelInfo
+	info       *ModelInfo // replaced, never modified: results share it
 	reconnects int
 	reported   FailureCode
 	state      ClientState
@@ -260,7 +262,7 @@ func NewClient(info ModelInfo, opts ClientOptions) (*Client, error) {
 		cancel: cancel,
 		ctx:    ctx,
 		id:     info.ID,
-		info:   info,
+		info:   &info,
 		logger: opts.Logger.With(slog.String("model_id", info.ID), slog.String("deployment_id", info.DeploymentID)),
 		opts:   opts,
 		state:  ClientPending,
@@ -273,7 +275,7 @@ func NewClient(info ModelInfo, opts ClientOptions) (*Client, error) {
 }
 
 func (c *Client) dialLocked() error {
-	transport, err := c.opts.Security.Transport(c.info)
+	transport, err := c.opts.Security.Transport(*c.info)
 	if err != nil {
 		return fmt.Errorf("securing connection to model %s: %w", c.info.ID, err)
 	}
@@ -363,6 +365,13 @@ func (c *Client) invoke(ctx context.Context, conn *grpcwire.ClientConn, transpor
 func (c *Client) Info() ModelInfo {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return *c.info
+}
+
+// infoShared returns the client's details to share with a result.
+func (c *Client) infoShared() *ModelInfo {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	return c.info
 }
 
@@ -371,7 +380,7 @@ func (c *Client) Info() ModelInfo {
 func (c *Client) UpdateInfo(info ModelInfo) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.info = info
+	c.info = &info
 }
 
 // Stats returns the client's bookkeeping.
@@ -537,7 +546,7 @@ func (c *Client) Call(ctx context.Context, method string, args []*mrpb.Argument,
 	call, err := PrepareCall(method, args, kwargs)
 	if err != nil {
 		// Our request is wrong, not the model: nothing is counted.
-		return Result{Model: c.Info(), Status: StatusFailed, Code: CodeInvalidArgument, Err: c.wrap(method, err)}
+		return Result{Model: c.infoShared(), Status: StatusFailed, Code: CodeInvalidArgument, Err: c.wrap(method, err)}
 	}
 	return c.CallPrepared(ctx, call)
 }

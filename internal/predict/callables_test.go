@@ -197,7 +197,7 @@ func TestNewValidator(t *testing.T) {
 func TestStarlarkValidatorClassify(t *testing.T) {
 	t.Parallel()
 	success := func(v any) modelrunner.Result {
-		return modelrunner.Result{Model: modelrunner.ModelInfo{ID: "m1"}, Status: modelrunner.StatusSuccess, Value: v}
+		return modelrunner.Result{Model: &modelrunner.ModelInfo{ID: "m1"}, Status: modelrunner.StatusSuccess, Value: v}
 	}
 	tests := []struct {
 		name       string

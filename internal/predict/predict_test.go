@@ -75,7 +75,7 @@ func TestClassify(t *testing.T) {
 	require.NoError(t, err)
 	model := modelrunner.ModelInfo{ID: "m1"}
 	success := func(v any) modelrunner.Result {
-		return modelrunner.Result{Model: model, Status: modelrunner.StatusSuccess, Value: v, ExecTime: 1500 * time.Microsecond}
+		return modelrunner.Result{Model: &model, Status: modelrunner.StatusSuccess, Value: v, ExecTime: 1500 * time.Microsecond}
 	}
 	tests := []struct {
 		name       string
@@ -90,8 +90,8 @@ func TestClassify(t *testing.T) {
 		{name: "WrongType", result: success(map[string]any{"value": "high"}), wantStatus: StatusFailed, wantReason: "/value"},
 		{name: "MissingField", result: success(map[string]any{"other": 1.0}), wantStatus: StatusFailed, wantReason: "value"},
 		{name: "NotAnObject", result: success(0.3), wantStatus: StatusFailed, wantReason: "validation"},
-		{name: "ModelFailed", result: modelrunner.Result{Model: model, Status: modelrunner.StatusFailed, Err: errors.New("BAD_IMPLEMENTATION")}, wantStatus: StatusFailed, wantReason: "failed: BAD_IMPLEMENTATION"},
-		{name: "Timeout", result: modelrunner.Result{Model: model, Status: modelrunner.StatusTimeout, Err: errors.New("deadline")}, wantStatus: StatusFailed, wantReason: "timeout"},
+		{name: "ModelFailed", result: modelrunner.Result{Model: &model, Status: modelrunner.StatusFailed, Err: errors.New("BAD_IMPLEMENTATION")}, wantStatus: StatusFailed, wantReason: "failed: BAD_IMPLEMENTATION"},
+		{name: "Timeout", result: modelrunner.Result{Model: &model, Status: modelrunner.StatusTimeout, Err: errors.New("deadline")}, wantStatus: StatusFailed, wantReason: "timeout"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
