@@ -196,9 +196,9 @@ func (w *PredictWorker) Work(ctx context.Context, job *river.Job[PredictArgs]) e
 	// trip; only the job's completion (River's query) and the commit need one each.
 	var batch postgres.Batch
 	// The commit does not wait for the WAL flush (0.4–0.6 ms here): the transaction
-	// completes the job too, so a crash that loses it leaves the job running, and River's
-	// rescuer retries the tick; nothing is lost that a crash a moment earlier would not
-	// have lost.
+	// completes the job too, so a Postgres crash that loses it leaves the job running
+	// (or available, if its fetch was lost as well) and River runs the tick again;
+	// nothing is lost that a crash a moment earlier would not have lost.
 	if err := batch.Queue("committing asynchronously", func(db *postgres.Batch) error {
 		return queries.TransactionCommitAsync(ctx, db)
 	}); err != nil {
