@@ -2,7 +2,8 @@
 // float64, …) byte for byte as encoding/json does, without reflection. The predict tick
 // encodes its model input, a window of a hundred-odd candle maps, on the path from a feed
 // record to the committed predictions: encoding/json spends most of its time there
-// reflecting on each map and sorting its keys through reflect values.
+// reflecting on each map and sorting its keys through reflect values. The score path
+// writes each score's result with it too.
 package jsonvalue
 
 import (
