@@ -108,16 +108,30 @@ func (w *PredictWorker) Work(ctx context.Context, job *river.Job[PredictArgs]) e
 	}
 	inputBuilt := time.Now()
 
-	// The model list is only needed for the ABSENT rows: read it while the
-	// models compute.
-	type modelList struct {
+	// While the models compute: store the input and read the model list (only
+	// needed for the ABSENT rows). The input has its own transaction, committed
+	// before the predictions' transaction begins, so every prediction's input
+	// exists (the guarantee migration 0007 took from a foreign key), and the
+	// tick's transaction, on the critical path, is left with the predictions.
+	inputID := predict.InputID(schedule.ID, job.Args.SlotAt)
+	inputMeta, _ := json.Marshal(map[string]any{"records": len(window), "scope_key": schedule.ScopeKey})
+	type beforeStore struct {
 		models []*dbsqlc.Model
 		err    error
 	}
-	knownCh := make(chan modelList, 1)
+	beforeStoreCh := make(chan beforeStore, 1)
 	go func() {
+		if err := storeInput(ctx, w.deps.Pool, &dbsqlc.InputInsertParams{
+			ID: inputID, Meta: inputMeta, RawData: inputJSON, ReceivedAt: w.deps.now().UTC(), Subject: subject,
+		}); err != nil {
+			beforeStoreCh <- beforeStore{err: err}
+			return
+		}
 		models, err := queries.ModelList(ctx, w.deps.Pool, false)
-		knownCh <- modelList{models, err}
+		if err != nil {
+			err = fmt.Errorf("listing models: %w", err)
+		}
+		beforeStoreCh <- beforeStore{models: models, err: err}
 	}()
 
 	// Each model gets its feed_update and then, as soon as it has answered,
@@ -139,9 +153,9 @@ func (w *PredictWorker) Work(ctx context.Context, job *river.Job[PredictArgs]) e
 		outcomes = append(outcomes, predict.Classify(ctx, result, p.Validator, tick))
 		answered[result.Model.ID] = true
 	}
-	known := <-knownCh
+	known := <-beforeStoreCh
 	if known.err != nil {
-		return fmt.Errorf("listing models: %w", known.err)
+		return known.err
 	}
 	mirrored := make(map[string]bool, len(known.models))
 	for _, m := range known.models {
@@ -174,7 +188,6 @@ func (w *PredictWorker) Work(ctx context.Context, job *river.Job[PredictArgs]) e
 	metaJSON, _ := json.Marshal(meta)
 	scopeJSON, _ := json.Marshal(scope)
 
-	inputID := predict.InputID(schedule.ID, job.Args.SlotAt)
 	params := &dbsqlc.PredictionInsertManyParams{
 		InputID: inputID, Meta: metaJSON, PerformedAt: now, PredictionConfigID: schedule.ID,
 		ResolvableAt: now.Add(horizon), Scope: scopeJSON, ScopeKey: schedule.ScopeKey, SlotAt: job.Args.SlotAt,
@@ -191,9 +204,8 @@ func (w *PredictWorker) Work(ctx context.Context, job *river.Job[PredictArgs]) e
 		params.ModelIDs = append(params.ModelIDs, o.ModelID)
 		params.Statuses = append(params.Statuses, o.Status)
 	}
-	inputMeta, _ := json.Marshal(map[string]any{"records": len(window), "scope_key": schedule.ScopeKey})
-	// The input, the predictions and the score queue row go to the server in one round
-	// trip; only the job's completion (River's query) and the commit need one each.
+	// The predictions and the score queue row go to the server in one round trip; only
+	// the job's completion (River's query) and the commit need one each.
 	var batch postgres.Batch
 	// The commit does not wait for the WAL flush (0.4–0.6 ms here): the transaction
 	// completes the job too, so a Postgres crash that loses it leaves the job running
@@ -201,13 +213,6 @@ func (w *PredictWorker) Work(ctx context.Context, job *river.Job[PredictArgs]) e
 	// nothing is lost that a crash a moment earlier would not have lost.
 	if err := batch.Queue("committing asynchronously", func(db *postgres.Batch) error {
 		return queries.TransactionCommitAsync(ctx, db)
-	}); err != nil {
-		return err
-	}
-	if err := batch.Queue("storing input", func(db *postgres.Batch) error {
-		return queries.InputInsert(ctx, db, &dbsqlc.InputInsertParams{
-			ID: inputID, Meta: inputMeta, RawData: inputJSON, ReceivedAt: now, Subject: subject,
-		})
 	}); err != nil {
 		return err
 	}
@@ -276,6 +281,27 @@ func (w *PredictWorker) Work(ctx context.Context, job *river.Job[PredictArgs]) e
 		slog.Int("pending", countOf(params.Statuses, predict.StatusPending)),
 		slog.Duration("took", persisted.Sub(started)))
 	return nil
+}
+
+// storeInput commits a tick's input in a transaction of its own (a batch outside a
+// transaction is one), asynchronously for the reason the tick's own commit is: the
+// predictions' commit comes later in the WAL, so a crash that keeps them keeps the input,
+// and one that loses the input loses the tick's job completion too. A retried tick
+// finds its input stored and stores nothing.
+func storeInput(ctx context.Context, db postgres.Sender, input *dbsqlc.InputInsertParams) error {
+	queries := dbsqlc.New()
+	var batch postgres.Batch
+	if err := batch.Queue("committing asynchronously", func(db *postgres.Batch) error {
+		return queries.TransactionCommitAsync(ctx, db)
+	}); err != nil {
+		return err
+	}
+	if err := batch.Queue("storing input", func(db *postgres.Batch) error {
+		return queries.InputInsert(ctx, db, input)
+	}); err != nil {
+		return err
+	}
+	return batch.Send(ctx, db)
 }
 
 // unmirroredModels lists the models that answered but have no row yet: the model source's

@@ -37,8 +37,8 @@ func (a *appTracer) TraceQueryEnd(_ context.Context, _ *pgx.Conn, data pgx.Trace
 	a.report(data.Err)
 }
 
-// TraceBatchStart lets the test act before a batch (the tick's input, predictions and
-// score queue row) is sent, as before a statement.
+// TraceBatchStart lets the test act before a batch (the tick's input, or its predictions
+// and score queue row) is sent, as before a statement.
 func (a *appTracer) TraceBatchStart(ctx context.Context, _ *pgx.Conn, data pgx.TraceBatchStartData) context.Context {
 	if f := a.beforeQuery.Load(); f != nil {
 		for _, q := range data.Batch.QueuedQueries {
@@ -105,9 +105,9 @@ func (w *logWatch) WithGroup(name string) slog.Handler {
 	return &c
 }
 
-// duringModelCallError is what a tick cut off while a model answers records: the model
-// list is read while the models compute, so the first statement to meet the outage is
-// either that read or the transaction that stores the tick.
+// duringModelCallError is what a tick cut off while a model answers records: the input
+// is stored and the model list read while the models compute, so the first statement to
+// meet the outage is one of those or the transaction that stores the tick.
 const duringModelCallError = `listing models|storing|beginning transaction`
 
 // TestPredictSurvivesDatabaseOutage cuts the database away from a node in the middle of a
@@ -204,6 +204,24 @@ func TestPredictSurvivesDatabaseOutage(t *testing.T) {
 		}()
 		return done
 	}
+	// cutBefore cuts just before the first statement whose SQL contains sql is sent.
+	cutBefore := func(sql string) func(t *testing.T, o *outageBundle) <-chan struct{} {
+		return func(t *testing.T, o *outageBundle) <-chan struct{} {
+			t.Helper()
+			done := make(chan struct{})
+			var once sync.Once
+			hook := func(query string) {
+				if strings.Contains(query, sql) {
+					once.Do(func() {
+						cutBoth(o)
+						close(done)
+					})
+				}
+			}
+			o.tracer.beforeQuery.Store(&hook)
+			return done
+		}
+	}
 	const completerRetrying = "Completer error (will retry after sleep)"
 	wait := func(t *testing.T, what string, ch <-chan struct{}) {
 		t.Helper()
@@ -253,22 +271,16 @@ func TestPredictSurvivesDatabaseOutage(t *testing.T) {
 			wantError:    duringModelCallError,
 		},
 		{
-			name: "DuringPredictionInsert",
-			arm: func(t *testing.T, o *outageBundle) <-chan struct{} {
-				t.Helper()
-				done := make(chan struct{})
-				var once sync.Once
-				hook := func(sql string) {
-					if strings.Contains(sql, "INSERT INTO predictions") {
-						once.Do(func() {
-							cutBoth(o)
-							close(done)
-						})
-					}
-				}
-				o.tracer.beforeQuery.Store(&hook)
-				return done
-			},
+			// The input has its own transaction, sent while the models compute.
+			name:         "DuringInputInsert",
+			arm:          cutBefore("INSERT INTO inputs"),
+			restoreAfter: completerRetrying,
+			wantAttempt:  2,
+			wantError:    "storing input",
+		},
+		{
+			name:         "DuringPredictionInsert",
+			arm:          cutBefore("INSERT INTO predictions"),
 			restoreAfter: completerRetrying,
 			wantAttempt:  2,
 			wantError:    "storing 3 predictions",

@@ -4,8 +4,9 @@
 -- of its 3.4–3.8 ms in the three checks (2 vCPU, docs/benchmarks.md), on the path from
 -- a feed record to its committed predictions that has a 10 ms budget. The keys guard
 -- nothing the writers do not already guarantee:
--- * input_id: the predict worker inserts the input in the same transaction, from the
---   same id.
+-- * input_id: the predict worker stores the input, from the same id, before the
+--   predictions (in the same transaction when this was written; since then in its own,
+--   committed first).
 -- * prediction_config_id: the worker read the schedule row in the same job, and
 --   schedules are never deleted (the config sync deactivates them).
 -- * model_id: model rows come from the model source's mirror, and a tick that calls a
