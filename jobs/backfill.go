@@ -127,10 +127,11 @@ func (w *BackfillWorker) Work(ctx context.Context, job *river.Job[BackfillArgs])
 	if !cursor.After(row.EndTS) {
 		err = feed.FetchAll(ctx, provider, feed.FetchRequest{
 			Subject: scope.Subject, Kind: scope.Kind, Granularity: scope.Granularity, Start: cursor, End: row.EndTS, Limit: feedPageSize,
-		}, func(page []feed.Record) error {
+		}, func(page []feed.Record, _ bool) error {
 			last := page[len(page)-1].TsEvent
 			next := last.Add(step)
-			n, err := w.deps.storePage(ctx, scope, page, "backfill-manual", func(ctx context.Context, tx pgx.Tx) error {
+			// Synchronous: the job's progress and end are written after each page.
+			n, err := w.deps.storePage(ctx, scope, page, "backfill-manual", false, func(ctx context.Context, tx pgx.Tx) error {
 				_, err := queries.BackfillJobProgress(ctx, tx, &dbsqlc.BackfillJobProgressParams{
 					ID: row.ID, CursorTS: next, Records: int64(len(page)),
 				})

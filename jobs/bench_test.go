@@ -72,7 +72,7 @@ func BenchmarkFeedIngest(b *testing.B) {
 				r.TsEvent = r.TsEvent.Add(time.Duration(i) * 24 * time.Hour)
 				shifted[j] = r
 			}
-			n, err := deps.storePage(ctx, scope, shifted, "backfill", nil)
+			n, err := deps.storePage(ctx, scope, shifted, "backfill", false, nil)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -147,6 +147,10 @@ func benchmarkPredictTick(b *testing.B, n int) {
 				Source: scope.Source, Subject: scope.Subject, Kind: scope.Kind, Granularity: scope.Granularity,
 				TSEvents: []time.Time{at}, Payloads: []json.RawMessage{json.RawMessage(`{"open":100,"high":101,"low":99,"close":100.5,"volume":1}`)},
 				Metas: []json.RawMessage{json.RawMessage(`{}`)},
+			}
+			// As the feed poll's page write (storePage) commits.
+			if err := dbsqlc.New().TransactionCommitAsync(ctx, tx); err != nil {
+				return err
 			}
 			if _, err := dbsqlc.New().FeedRecordUpsertMany(ctx, tx, params); err != nil {
 				return err

@@ -121,8 +121,8 @@ func (w *FeedPollWorker) Work(ctx context.Context, job *river.Job[FeedPollArgs])
 	stored := 0
 	err = feed.FetchAll(pollCtx, provider, feed.FetchRequest{
 		Subject: scope.Subject, Kind: scope.Kind, Granularity: scope.Granularity, Start: start, End: now, Limit: feedPageSize,
-	}, func(page []feed.Record) error {
-		n, err := w.deps.storePage(ctx, scope, page, phase, nil)
+	}, func(page []feed.Record, last bool) error {
+		n, err := w.deps.storePage(ctx, scope, page, phase, last, nil)
 		stored += n
 		return err
 	})
@@ -182,7 +182,14 @@ func backoffUntil(meta json.RawMessage) time.Time {
 // storePage writes a page of records, advances the watermark and enqueues the predict
 // jobs the new data makes due, all in one transaction. extra runs in the same
 // transaction (a backfill records its cursor there). It returns the records written.
-func (d *Deps) storePage(ctx context.Context, scope FeedScope, page []feed.Record, phase string, extra func(ctx context.Context, tx pgx.Tx) error) (int, error) {
+//
+// With commitAsync the commit does not wait for the WAL flush, so the predict jobs it
+// enqueues are notified that much sooner (0.3–0.4 ms of a tick's pick-up). Only a write
+// that nothing in this process builds on may: a Postgres crash that loses it loses the
+// watermark with the page, and the next poll fetches the page again. A page followed by
+// another of the same fetch must not, or the next page's watermark could be committed
+// after a restart over the lost one.
+func (d *Deps) storePage(ctx context.Context, scope FeedScope, page []feed.Record, phase string, commitAsync bool, extra func(ctx context.Context, tx pgx.Tx) error) (int, error) {
 	if len(page) == 0 {
 		return 0, nil
 	}
@@ -211,13 +218,18 @@ func (d *Deps) storePage(ctx context.Context, scope FeedScope, page []feed.Recor
 	}
 	write := func(allowCopy bool) error {
 		return postgres.WithTx(ctx, d.Pool, func(ctx context.Context, tx pgx.Tx) error {
+			queries := dbsqlc.New()
+			if commitAsync {
+				if err := queries.TransactionCommitAsync(ctx, tx); err != nil {
+					return fmt.Errorf("committing asynchronously: %w", err)
+				}
+			}
 			if err := d.ensurePartitions(ctx, tx, "feed_records", first, last); err != nil {
 				return err
 			}
 			if err := d.writeRecords(ctx, tx, params, first, last, allowCopy); err != nil {
 				return fmt.Errorf("storing %d records of %s: %w", len(params.TSEvents), scope, err)
 			}
-			queries := dbsqlc.New()
 			meta, _ := json.Marshal(map[string]any{"phase": phase, "last_error": nil, "backoff_until": nil})
 			if _, err := queries.FeedStateAdvance(ctx, tx, &dbsqlc.FeedStateAdvanceParams{
 				Source: scope.Source, Subject: scope.Subject, Kind: scope.Kind, Granularity: scope.Granularity,

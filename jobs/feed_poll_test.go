@@ -4,13 +4,17 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/crunchnode/crunch-node/internal/config"
 	"github.com/crunchnode/crunch-node/internal/dbsqlc"
+	"github.com/crunchnode/crunch-node/internal/dbtest"
 	"github.com/crunchnode/crunch-node/internal/feed"
 )
 
@@ -67,6 +71,51 @@ func TestFeedPoll(t *testing.T) {
 		var predictJobs int
 		require.NoError(t, b.pool.QueryRow(ctx, "SELECT count(*) FROM river_job WHERE kind = 'predict'").Scan(&predictJobs))
 		require.Equal(t, 1, predictJobs)
+	})
+
+	t.Run("OnlyTheLastPageCommitsAsynchronously", func(t *testing.T) {
+		t.Parallel()
+		// Thirty minutes of one-second candles: two pages of feedPageSize.
+		cfg := feedConfig(t, map[string]string{
+			"FEED_SOURCE": "synthetic", "FEED_GRANULARITY": "1s", "FEED_BACKFILL_MINUTES": "30",
+		})
+		var (
+			mu         sync.Mutex
+			statements []string
+		)
+		queryName := regexp.MustCompile(`-- name: (\w+)`)
+		record := func(sql string) {
+			if m := queryName.FindStringSubmatch(sql); m != nil {
+				mu.Lock()
+				statements = append(statements, m[1])
+				mu.Unlock()
+			}
+		}
+		tracer := &appTracer{failures: make(chan error, 16)}
+		tracer.beforeQuery.Store(&record)
+		poolConfig, err := pgxpool.ParseConfig(dbtest.NewURL(t))
+		require.NoError(t, err)
+		poolConfig.ConnConfig.Tracer = tracer
+		pool, err := pgxpool.NewWithConfig(ctx, poolConfig)
+		require.NoError(t, err)
+		t.Cleanup(pool.Close)
+		b := setupRiverPools(t, pool, pool, cfg, func(d *Deps) { d.Feeds = NewFeeds(cfg) }, 50*time.Millisecond)
+
+		b.runJob(t, FeedPollArgs{FeedScope: FeedScopes(cfg)[0]})
+		mu.Lock()
+		defer mu.Unlock()
+		var pageWrites []bool // per page: whether its transaction committed asynchronously
+		async := false
+		for _, name := range statements {
+			switch name {
+			case "TransactionCommitAsync":
+				async = true
+			case "FeedStateAdvance":
+				pageWrites = append(pageWrites, async)
+				async = false
+			}
+		}
+		require.Equal(t, []bool{false, true}, pageWrites, statements)
 	})
 
 	t.Run("ProviderErrorsAreRecordedNotFatal", func(t *testing.T) {

@@ -121,10 +121,12 @@ func (w *PredictWorker) Work(ctx context.Context, job *river.Job[PredictArgs]) e
 	}
 	beforeStoreCh := make(chan beforeStore, 1)
 	go func() {
-		if err := storeInput(ctx, w.deps.Pool, &dbsqlc.InputInsertParams{
+		// Synchronously: the predictions' transaction builds on this commit, and could
+		// otherwise commit after a Postgres crash that lost it.
+		if err := queries.InputInsert(ctx, w.deps.Pool, &dbsqlc.InputInsertParams{
 			ID: inputID, Meta: inputMeta, RawData: inputJSON, ReceivedAt: w.deps.now().UTC(), Subject: subject,
 		}); err != nil {
-			beforeStoreCh <- beforeStore{err: err}
+			beforeStoreCh <- beforeStore{err: fmt.Errorf("storing input: %w", err)}
 			return
 		}
 		models, err := queries.ModelList(ctx, w.deps.Pool, false)
@@ -281,27 +283,6 @@ func (w *PredictWorker) Work(ctx context.Context, job *river.Job[PredictArgs]) e
 		slog.Int("pending", countOf(params.Statuses, predict.StatusPending)),
 		slog.Duration("took", persisted.Sub(started)))
 	return nil
-}
-
-// storeInput commits a tick's input in a transaction of its own (a batch outside a
-// transaction is one), asynchronously for the reason the tick's own commit is: the
-// predictions' commit comes later in the WAL, so a crash that keeps them keeps the input,
-// and one that loses the input loses the tick's job completion too. A retried tick
-// finds its input stored and stores nothing.
-func storeInput(ctx context.Context, db postgres.Sender, input *dbsqlc.InputInsertParams) error {
-	queries := dbsqlc.New()
-	var batch postgres.Batch
-	if err := batch.Queue("committing asynchronously", func(db *postgres.Batch) error {
-		return queries.TransactionCommitAsync(ctx, db)
-	}); err != nil {
-		return err
-	}
-	if err := batch.Queue("storing input", func(db *postgres.Batch) error {
-		return queries.InputInsert(ctx, db, input)
-	}); err != nil {
-		return err
-	}
-	return batch.Send(ctx, db)
 }
 
 // unmirroredModels lists the models that answered but have no row yet: the model source's

@@ -17,14 +17,6 @@ ON CONFLICT (id) DO NOTHING;
 -- name: InputGet :one
 SELECT * FROM inputs WHERE id = @id::text;
 
--- TransactionCommitAsync makes the current transaction's commit return without waiting
--- for its WAL to reach the disk (synchronous_commit = off, for this transaction only).
--- The predict tick uses it: its transaction also completes its job, so a crash that
--- loses the commit loses the completion with the rows, and River retries the tick as if
--- the crash had come a moment earlier (docs/architecture.md, "Crash recovery").
--- name: TransactionCommitAsync :exec
-SELECT set_config('synchronous_commit', 'off', true);
-
 -- PredictionInsertMany stores every prediction of a tick in one statement. The unique
 -- (model, config, slot) key makes a retried tick unable to store a second prediction.
 -- Every row's meta is @meta unless @metas gives one per row: a tick's rows share their

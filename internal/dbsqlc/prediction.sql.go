@@ -334,17 +334,3 @@ func (q *Queries) PredictionTimingList(ctx context.Context, db DBTX, arg *Predic
 	}
 	return items, nil
 }
-
-const transactionCommitAsync = `-- name: TransactionCommitAsync :exec
-SELECT set_config('synchronous_commit', 'off', true)
-`
-
-// TransactionCommitAsync makes the current transaction's commit return without waiting
-// for its WAL to reach the disk (synchronous_commit = off, for this transaction only).
-// The predict tick uses it: its transaction also completes its job, so a crash that
-// loses the commit loses the completion with the rows, and River retries the tick as if
-// the crash had come a moment earlier (docs/architecture.md, "Crash recovery").
-func (q *Queries) TransactionCommitAsync(ctx context.Context, db DBTX) error {
-	_, err := db.Exec(ctx, transactionCommitAsync)
-	return err
-}

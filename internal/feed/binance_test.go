@@ -438,7 +438,7 @@ func TestBinanceFetchAllPaginates(t *testing.T) {
 
 	var got []Record
 	pages := 0
-	err := FetchAll(context.Background(), b, FetchRequest{Granularity: "1m", Kind: KindCandle, Start: first, Subject: "BTCUSDT"}, func(page []Record) error {
+	err := FetchAll(context.Background(), b, FetchRequest{Granularity: "1m", Kind: KindCandle, Start: first, Subject: "BTCUSDT"}, func(page []Record, _ bool) error {
 		pages++
 		got = append(got, page...)
 		return nil
@@ -456,7 +456,7 @@ func TestBinanceFetchAllPaginates(t *testing.T) {
 		var requests atomic.Int32
 		b := newTestBinance(t, now, klineServer(t, first, last, &requests), nil)
 		var n int
-		err := FetchAll(context.Background(), b, FetchRequest{End: first.Add(1500 * time.Minute), Granularity: "1m", Kind: KindCandle, Limit: 500, Start: first.Add(30 * time.Second), Subject: "BTCUSDT"}, func(page []Record) error {
+		err := FetchAll(context.Background(), b, FetchRequest{End: first.Add(1500 * time.Minute), Granularity: "1m", Kind: KindCandle, Limit: 500, Start: first.Add(30 * time.Second), Subject: "BTCUSDT"}, func(page []Record, _ bool) error {
 			require.LessOrEqual(t, len(page), 500)
 			n += len(page)
 			return nil

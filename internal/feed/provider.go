@@ -78,8 +78,11 @@ func (r FetchRequest) validate() (time.Duration, error) {
 //
 // fn runs after each page, so a caller can write the page and persist its
 // cursor (last TsEvent plus one step) before the next request; if fn returns
-// an error FetchAll stops and returns it.
-func FetchAll(ctx context.Context, p Provider, req FetchRequest, fn func(page []Record) error) error {
+// an error FetchAll stops and returns it. last tells fn that no page will be
+// requested after this one: nothing the caller does next depends on this
+// page's write (the feed poll commits such a page without waiting for the
+// WAL flush).
+func FetchAll(ctx context.Context, p Provider, req FetchRequest, fn func(page []Record, last bool) error) error {
 	step, err := req.validate()
 	if err != nil {
 		return fmt.Errorf("fetching %s %s %s from %s: %w", req.Subject, req.Kind, req.Granularity, p.Name(), err)
@@ -104,27 +107,23 @@ func FetchAll(ctx context.Context, p Provider, req FetchRequest, fn func(page []
 		if !lastSent.IsZero() {
 			records = slices.DeleteFunc(slices.Clone(records), func(r Record) bool { return !r.TsEvent.After(lastSent) })
 		}
-		if len(records) > 0 {
-			if err := fn(records); err != nil {
-				return err
-			}
-			lastSent = records[len(records)-1].TsEvent
-		}
-
 		next := page.Next
 		if n := len(page.Records); n > 0 {
 			if c := page.Records[n-1].TsEvent.Add(step); c.After(next) {
 				next = c
 			}
 		}
-		switch {
-		case !page.More:
-			return nil
-		case len(page.Records) == 0 && page.Next.IsZero():
-			return nil // empty page and no cursor past a gap: the end
-		case !next.After(cursor):
-			return nil // no progress: stop instead of looping on the same page
-		case !req.End.IsZero() && next.After(req.End):
+		done := !page.More || // the provider has no more data
+			(len(page.Records) == 0 && page.Next.IsZero()) || // an empty page and no cursor past a gap: the end
+			!next.After(cursor) || // no progress: stop instead of looping on the same page
+			(!req.End.IsZero() && next.After(req.End)) // past the range
+		if len(records) > 0 {
+			if err := fn(records, done); err != nil {
+				return err
+			}
+			lastSent = records[len(records)-1].TsEvent
+		}
+		if done {
 			return nil
 		}
 		cursor = next

@@ -3,6 +3,7 @@ package feed
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -44,13 +45,16 @@ func TestFetchAll(t *testing.T) {
 	minute := func(i int) time.Time { return t0.Add(time.Duration(i) * time.Minute) }
 	baseReq := FetchRequest{End: minute(100), Granularity: "1m", Kind: KindCandle, Start: t0, Subject: "X"}
 
-	collect := func(t *testing.T, p Provider, req FetchRequest) ([]Record, int, error) {
+	// collect returns the records delivered and, for each page, whether FetchAll said it
+	// was the last.
+	collect := func(t *testing.T, p Provider, req FetchRequest) ([]Record, []bool, error) {
 		t.Helper()
 		var all []Record
-		pages := 0
-		err := FetchAll(context.Background(), p, req, func(page []Record) error {
-			pages++
+		var pages []bool
+		err := FetchAll(context.Background(), p, req, func(page []Record, last bool) error {
 			require.NotEmpty(t, page)
+			require.False(t, slices.Contains(pages, true), "a page after the last")
+			pages = append(pages, last)
 			all = append(all, page...)
 			return nil
 		})
@@ -63,7 +67,7 @@ func TestFetchAll(t *testing.T) {
 			return Page{Records: recordsAt(minute(0)), More: true}, nil
 		}}
 		boom := errors.New("disk full")
-		err := FetchAll(context.Background(), p, baseReq, func([]Record) error { return boom })
+		err := FetchAll(context.Background(), p, baseReq, func([]Record, bool) error { return boom })
 		require.ErrorIs(t, err, boom)
 		require.Len(t, p.calls, 1)
 	})
@@ -73,7 +77,7 @@ func TestFetchAll(t *testing.T) {
 		p := &scriptedProvider{fetch: func(FetchRequest, int) (Page, error) { return Page{}, nil }}
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
-		err := FetchAll(ctx, p, baseReq, func([]Record) error { return nil })
+		err := FetchAll(ctx, p, baseReq, func([]Record, bool) error { return nil })
 		require.ErrorIs(t, err, context.Canceled)
 		require.Empty(t, p.calls)
 	})
@@ -84,7 +88,7 @@ func TestFetchAll(t *testing.T) {
 		all, pages, err := collect(t, p, baseReq)
 		require.NoError(t, err)
 		require.Empty(t, all)
-		require.Zero(t, pages)
+		require.Empty(t, pages)
 		require.Len(t, p.calls, 1)
 	})
 
@@ -116,7 +120,7 @@ func TestFetchAll(t *testing.T) {
 		all, pages, err := collect(t, p, baseReq)
 		require.NoError(t, err)
 		require.Len(t, all, 3)
-		require.Equal(t, 2, pages)
+		require.Equal(t, []bool{false, true}, pages)
 		require.Equal(t, []time.Time{t0, minute(2), minute(50)}, p.calls)
 	})
 
@@ -127,9 +131,11 @@ func TestFetchAll(t *testing.T) {
 		p := &scriptedProvider{fetch: func(FetchRequest, int) (Page, error) {
 			return Page{Records: recordsAt(minute(0), minute(1)), More: true, Next: minute(1)}, nil
 		}}
-		all, _, err := collect(t, p, baseReq)
+		all, pages, err := collect(t, p, baseReq)
 		require.NoError(t, err)
 		require.Len(t, all, 2)
+		// The first page could not know that nothing would follow it.
+		require.Equal(t, []bool{false}, pages)
 		require.Len(t, p.calls, 2)
 	})
 
@@ -145,8 +151,9 @@ func TestFetchAll(t *testing.T) {
 			}
 			return Page{Records: recordsAt(ts...), More: i+10 < 30}, nil
 		}}
-		all, _, err := collect(t, p, baseReq)
+		all, pages, err := collect(t, p, baseReq)
 		require.NoError(t, err)
+		require.Equal(t, []bool{false, false, true}, pages)
 		require.Len(t, all, 30)
 		for i, r := range all {
 			require.Equal(t, minute(i), r.TsEvent)
@@ -160,14 +167,14 @@ func TestFetchAll(t *testing.T) {
 		}}
 		_, pages, err := collect(t, p, baseReq)
 		require.NoError(t, err)
-		require.Equal(t, 1, pages)
+		require.Equal(t, []bool{true}, pages)
 		require.Len(t, p.calls, 1)
 	})
 
 	t.Run("Validation", func(t *testing.T) {
 		t.Parallel()
 		p := &scriptedProvider{fetch: func(FetchRequest, int) (Page, error) { return Page{}, nil }}
-		noop := func([]Record) error { return nil }
+		noop := func([]Record, bool) error { return nil }
 		for name, req := range map[string]FetchRequest{
 			"BadGranularity": {Granularity: "1x", Kind: KindCandle, Start: t0, Subject: "X"},
 			"EndBeforeStart": {End: t0.Add(-time.Minute), Granularity: "1m", Kind: KindCandle, Start: t0, Subject: "X"},

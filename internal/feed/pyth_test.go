@@ -411,7 +411,7 @@ func TestPythFetchAllHistory(t *testing.T) {
 	p := newTestPyth(t, last.Add(2*time.Minute), nil, udfServer(t, first, last, gapFrom, gapTo, &requests), nil)
 
 	var got []Record
-	err := FetchAll(context.Background(), p, FetchRequest{End: last, Granularity: "1m", Kind: KindCandle, Start: first, Subject: "BTC"}, func(page []Record) error {
+	err := FetchAll(context.Background(), p, FetchRequest{End: last, Granularity: "1m", Kind: KindCandle, Start: first, Subject: "BTC"}, func(page []Record, _ bool) error {
 		got = append(got, page...)
 		return nil
 	})

@@ -119,7 +119,7 @@ func TestSyntheticRealistic(t *testing.T) {
 	// A week of 1m candles: sane OHLC and the configured volatility.
 	var logReturns []float64
 	var prev float64
-	err := FetchAll(context.Background(), s, FetchRequest{End: anchor.Add(7*24*time.Hour - time.Minute), Granularity: "1m", Kind: KindCandle, Start: anchor, Subject: "BTCUSDT"}, func(page []Record) error {
+	err := FetchAll(context.Background(), s, FetchRequest{End: anchor.Add(7*24*time.Hour - time.Minute), Granularity: "1m", Kind: KindCandle, Start: anchor, Subject: "BTCUSDT"}, func(page []Record, _ bool) error {
 		for _, r := range page {
 			v := r.Values
 			for _, k := range []string{"open", "high", "low", "close", "volume"} {
