@@ -116,7 +116,7 @@ func (w *PredictWorker) Work(ctx context.Context, job *river.Job[PredictArgs]) e
 	inputID := predict.InputID(schedule.ID, job.Args.SlotAt)
 	inputMeta, _ := json.Marshal(map[string]any{"records": len(window), "scope_key": schedule.ScopeKey})
 	type beforeStore struct {
-		models []*dbsqlc.Model
+		models []*dbsqlc.ModelStateListRow
 		err    error
 	}
 	beforeStoreCh := make(chan beforeStore, 1)
@@ -129,7 +129,7 @@ func (w *PredictWorker) Work(ctx context.Context, job *river.Job[PredictArgs]) e
 			beforeStoreCh <- beforeStore{err: fmt.Errorf("storing input: %w", err)}
 			return
 		}
-		models, err := queries.ModelList(ctx, w.deps.Pool, false)
+		models, err := queries.ModelStateList(ctx, w.deps.Pool)
 		if err != nil {
 			err = fmt.Errorf("listing models: %w", err)
 		}

@@ -79,7 +79,7 @@ func (d *Deps) inputWindow(ctx context.Context, db dbsqlc.DBTX, scope FeedScope,
 
 // decode turns the rows (newest first) into the window (oldest first), reusing the values
 // of last's unchanged records, and remembers the window if it is full.
-func (c *windowCache) decode(key windowKey, last *cachedWindow, rows []*dbsqlc.FeedRecord) []feed.Record {
+func (c *windowCache) decode(key windowKey, last *cachedWindow, rows []*dbsqlc.FeedRecordListNewestRow) []feed.Record {
 	window := make([]feed.Record, len(rows))
 	next := &cachedWindow{records: make(map[int64]cachedRecord, len(rows))}
 	for i, r := range rows {
@@ -93,8 +93,9 @@ func (c *windowCache) decode(key windowKey, last *cachedWindow, rows []*dbsqlc.F
 			_ = json.Unmarshal(r.Payload, &cached.values)
 		}
 		next.records[ts] = cached
+		scope := key.scope
 		window[len(rows)-1-i] = feed.Record{
-			Source: r.Source, Subject: r.Subject, Kind: r.Kind, Granularity: r.Granularity, TsEvent: r.TSEvent, Values: cached.values,
+			Source: scope.Source, Subject: scope.Subject, Kind: scope.Kind, Granularity: scope.Granularity, TsEvent: r.TSEvent, Values: cached.values,
 		}
 	}
 	if len(rows) == 0 || len(rows) != int(key.maxRows) {

@@ -63,6 +63,7 @@ func TestInputWindow(t *testing.T) {
 			var values map[string]float64
 			require.NoError(t, json.Unmarshal(w.Payload, &values))
 			require.Equal(t, w.TSEvent, r.TsEvent, "the window is the unbounded query's, oldest first")
+			require.Equal(t, FeedScope{Granularity: r.Granularity, Kind: r.Kind, Source: r.Source, Subject: r.Subject}, scope)
 			require.Equal(t, values, r.Values)
 			stamps[i] = r.TsEvent.UTC()
 		}

@@ -55,6 +55,13 @@ SELECT * FROM models
 WHERE (@include_virtual::boolean OR NOT virtual)
 ORDER BY id;
 
+-- ModelStateList is what a predict tick needs of the models it did not hear from, to
+-- store them ABSENT: every real model's id and state.
+-- name: ModelStateList :many
+SELECT id, state FROM models
+WHERE NOT virtual
+ORDER BY id;
+
 -- ModelSetStateExcept marks every non-virtual model that the source no longer reports as
 -- STOPPED; their history stays.
 -- name: ModelSetStateExcept :execrows

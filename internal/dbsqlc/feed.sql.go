@@ -341,7 +341,7 @@ func (q *Queries) FeedRecordExistsInRange(ctx context.Context, db DBTX, arg *Fee
 }
 
 const feedRecordListNewest = `-- name: FeedRecordListNewest :many
-SELECT source, subject, kind, granularity, ts_event, ts_ingested, payload, meta FROM feed_records
+SELECT ts_event, payload FROM feed_records
 WHERE source = $1::text
   AND subject = $2::text
   AND kind = $3::text
@@ -362,11 +362,17 @@ type FeedRecordListNewestParams struct {
 	MaxRows     int32      `json:"max_rows"`
 }
 
+type FeedRecordListNewestRow struct {
+	TSEvent time.Time       `json:"ts_event"`
+	Payload json.RawMessage `json:"payload"`
+}
+
 // FeedRecordListNewest returns the newest records of a scope, newest first; the index
 // behind the primary key serves it backwards without a sort. `since`, when the caller
 // knows the records it wants are no older, spares Postgres planning and opening every
-// older daily partition.
-func (q *Queries) FeedRecordListNewest(ctx context.Context, db DBTX, arg *FeedRecordListNewestParams) ([]*FeedRecord, error) {
+// older daily partition. Only the columns a tick's input needs: the scope is the
+// caller's, and the other columns cost a predict tick decoding 120 rows of them.
+func (q *Queries) FeedRecordListNewest(ctx context.Context, db DBTX, arg *FeedRecordListNewestParams) ([]*FeedRecordListNewestRow, error) {
 	rows, err := db.Query(ctx, feedRecordListNewest,
 		arg.Source,
 		arg.Subject,
@@ -380,19 +386,10 @@ func (q *Queries) FeedRecordListNewest(ctx context.Context, db DBTX, arg *FeedRe
 		return nil, err
 	}
 	defer rows.Close()
-	var items []*FeedRecord
+	var items []*FeedRecordListNewestRow
 	for rows.Next() {
-		var i FeedRecord
-		if err := rows.Scan(
-			&i.Source,
-			&i.Subject,
-			&i.Kind,
-			&i.Granularity,
-			&i.TSEvent,
-			&i.TSIngested,
-			&i.Payload,
-			&i.Meta,
-		); err != nil {
+		var i FeedRecordListNewestRow
+		if err := rows.Scan(&i.TSEvent, &i.Payload); err != nil {
 			return nil, err
 		}
 		items = append(items, &i)

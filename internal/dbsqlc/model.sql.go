@@ -133,6 +133,39 @@ func (q *Queries) ModelSetStateExcept(ctx context.Context, db DBTX, arg *ModelSe
 	return result.RowsAffected(), nil
 }
 
+const modelStateList = `-- name: ModelStateList :many
+SELECT id, state FROM models
+WHERE NOT virtual
+ORDER BY id
+`
+
+type ModelStateListRow struct {
+	ID    string `json:"id"`
+	State string `json:"state"`
+}
+
+// ModelStateList is what a predict tick needs of the models it did not hear from, to
+// store them ABSENT: every real model's id and state.
+func (q *Queries) ModelStateList(ctx context.Context, db DBTX) ([]*ModelStateListRow, error) {
+	rows, err := db.Query(ctx, modelStateList)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []*ModelStateListRow
+	for rows.Next() {
+		var i ModelStateListRow
+		if err := rows.Scan(&i.ID, &i.State); err != nil {
+			return nil, err
+		}
+		items = append(items, &i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const modelUpsert = `-- name: ModelUpsert :one
 INSERT INTO models (
     deployment_identifier,
