@@ -124,6 +124,25 @@ func TestMergeOrderedMatchesMerge(t *testing.T) {
 	require.False(t, ordered([]point{{ts: nil}}))
 }
 
+// btcCandles is a feed_update argument as the candle normalizer writes it for
+// a BTC feed: n one-minute candles with prices in cents and a fractional
+// volume, about 13 KB for 120 candles.
+func btcCandles(n int) map[string]any {
+	rows := make([]any, n)
+	for i := range rows {
+		open := 97000.75 + float64(i%13)*0.25
+		rows[i] = map[string]any{
+			"close":  open + 11.75,
+			"high":   open + 19.5,
+			"low":    open - 10.75,
+			"open":   open,
+			"ts":     int64(1732500000 + 60*i),
+			"volume": 12.345 + float64(i%5),
+		}
+	}
+	return map[string]any{"asof_ts": int64(1732500000 + 60*(n-1)), "candles_1m": rows, "symbol": "BTC"}
+}
+
 func BenchmarkFeedUpdate(b *testing.B) {
 	closes := make([]float64, 120)
 	for i := range closes {
@@ -132,6 +151,10 @@ func BenchmarkFeedUpdate(b *testing.B) {
 	raw, err := json.Marshal(candles(closes...))
 	require.NoError(b, err)
 	args, err := variant.Args(json.RawMessage(raw))
+	require.NoError(b, err)
+	btcRaw, err := json.Marshal(btcCandles(120))
+	require.NoError(b, err)
+	btcArgs, err := variant.Args(json.RawMessage(btcRaw))
 	require.NoError(b, err)
 	f, err := ExampleFactory("momentum", ExampleOptions{})
 	require.NoError(b, err)
@@ -144,6 +167,7 @@ func BenchmarkFeedUpdate(b *testing.B) {
 	}{
 		{"scanned", func() ([]any, error) { return decodeFeedArgs(args) }},
 		{"generic", func() ([]any, error) { return variant.DecodeArgs(args) }},
+		{"scanned_btc", func() ([]any, error) { return decodeFeedArgs(btcArgs) }},
 	} {
 		b.Run(bb.name, func(b *testing.B) {
 			b.ReportAllocs()
