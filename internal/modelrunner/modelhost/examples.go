@@ -121,7 +121,40 @@ func scaled(raw float64, closes []float64) float64 {
 
 type point struct {
 	close float64
-	ts    any // float64 or string, as sent
+	ts    timestamp
+}
+
+// timestamp is a row's ts as sent: a number, a string, or anything else
+// (missing, null, a list…), which merge treats alike, as newer than
+// everything. A struct instead of an interface holding a float64 or string
+// spares an allocation per row.
+type timestamp struct {
+	num  float64
+	str  string
+	kind tsKind
+}
+
+type tsKind uint8
+
+const (
+	tsOther tsKind = iota
+	tsNumber
+	tsString
+)
+
+func numberTS(f float64) timestamp { return timestamp{num: f, kind: tsNumber} }
+
+func stringTS(s string) timestamp { return timestamp{str: s, kind: tsString} }
+
+// tsOf reads a generically decoded ts.
+func tsOf(v any) timestamp {
+	switch v := v.(type) {
+	case float64:
+		return numberTS(v)
+	case string:
+		return stringTS(v)
+	}
+	return timestamp{}
 }
 
 type exampleModel struct {
@@ -220,7 +253,7 @@ func points(v any, field string) []point {
 		if !ok {
 			continue
 		}
-		out = append(out, point{close: c, ts: row["ts"]})
+		out = append(out, point{close: c, ts: tsOf(row["ts"])})
 	}
 	return out
 }
@@ -249,9 +282,7 @@ func merge(s []point, p point) []point {
 // is strictly increasing.
 func ordered(s []point) bool {
 	for i := range s {
-		switch s[i].ts.(type) {
-		case float64, string:
-		default:
+		if s[i].ts.kind == tsOther {
 			return false
 		}
 		if i > 0 && (!sameKind(s[i-1].ts, s[i].ts) || cmpTS(s[i-1].ts, s[i].ts) > 0) {
@@ -261,16 +292,8 @@ func ordered(s []point) bool {
 	return true
 }
 
-func sameKind(a, b any) bool {
-	switch a.(type) {
-	case float64:
-		_, ok := b.(float64)
-		return ok
-	case string:
-		_, ok := b.(string)
-		return ok
-	}
-	return false
+func sameKind(a, b timestamp) bool {
+	return a.kind == b.kind && a.kind != tsOther
 }
 
 // mergeOrdered is merge applied to each point of incoming in turn, for an
@@ -304,24 +327,18 @@ func mergeOrdered(s, incoming []point) []point {
 
 // cmpTS compares timestamps of the same kind; mixed or missing kinds count as
 // newer so data is never silently dropped.
-func cmpTS(a, b any) int {
-	switch x := a.(type) {
-	case float64:
-		if y, ok := b.(float64); ok {
-			switch {
-			case x < y:
-				return -1
-			case x > y:
-				return 1
-			}
-			return 0
-		}
-	case string:
-		if y, ok := b.(string); ok {
-			return strings.Compare(x, y)
-		}
+func cmpTS(a, b timestamp) int {
+	switch {
+	case !sameKind(a, b):
+		return 1
+	case a.kind == tsString:
+		return strings.Compare(a.str, b.str)
+	case a.num < b.num:
+		return -1
+	case a.num > b.num:
+		return 1
 	}
-	return 1
+	return 0
 }
 
 func (m *exampleModel) predict(_ context.Context, args []any, _ map[string]any) (any, error) {

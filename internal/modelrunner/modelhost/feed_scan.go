@@ -197,21 +197,21 @@ func (s *feedScanner) keptNumber() (f float64, ok bool, err error) {
 	return 0, false, s.skip(3)
 }
 
-// keptTS reads a ts as the generic decoder would: a number, a string or nil.
-// Other values are kept as decoded by the generic path only.
-func (s *feedScanner) keptTS() (any, error) {
+// keptTS reads a ts as tsOf reads the generic decoder's value: a number, a
+// string, or any other value, which merge treats alike.
+func (s *feedScanner) keptTS() (timestamp, error) {
 	if s.pos >= len(s.data) {
-		return nil, errGeneric
+		return timestamp{}, errGeneric
 	}
 	switch c := s.data[s.pos]; {
 	case c == '"':
-		return s.keptString()
+		str, err := s.keptString()
+		return stringTS(str), err
 	case c == '-' || (c >= '0' && c <= '9'):
-		return s.float()
-	case s.literal("null"):
-		return nil, nil
+		f, err := s.float()
+		return numberTS(f), err
 	}
-	return nil, errGeneric
+	return timestamp{}, s.skip(3)
 }
 
 // skip reads over any value.

@@ -28,12 +28,11 @@ var feedScanDocs = []struct {
 	{`{"candles_1m":[{"ts":1,"ts":2,"close":1e400},{"ts":3,"close":-0,"extra":{"a":[1,{"b":true}]}}]}`, true},
 	{`{"symbol":"BTC","meta":{"nested":[[[]]],"flag":false,"n":null}}`, true},
 	{`{}`, true},
+	{`{"candles_1m":[{"ts":true,"close":1},{"ts":{"s":1},"close":2},{"ts":[3],"close":3},{"ts":null,"close":4},{"close":5}]}`, true},
 	// Left to the generic path.
 	{`{"symbol":"BTC","candles_1m":[{"ts":1,"close":NaN}]}`, false},
 	{`{"symbol":"B\u0054C"}`, false},
 	{`{"sym\u0062ol":"BTC"}`, false},
-	{`{"candles_1m":[{"ts":true,"close":1}]}`, false},
-	{`{"candles_1m":[{"ts":{"s":1},"close":1}]}`, false},
 	{"{\"symbol\":\"\xff\"}", false},
 	{`[{"close":1}]`, false},
 	{`{"candles_1m":[{"close":01}]}`, false},
@@ -96,9 +95,9 @@ func TestMergeOrderedMatchesMerge(t *testing.T) {
 	series := func(from, n int, dupEvery int) []point {
 		var s []point
 		for ts := from; len(s) < n; ts += 1 + rng.IntN(3) {
-			s = append(s, point{close: rng.Float64(), ts: float64(ts)})
+			s = append(s, point{close: rng.Float64(), ts: numberTS(float64(ts))})
 			if dupEvery > 0 && rng.IntN(dupEvery) == 0 {
-				s = append(s, point{close: rng.Float64(), ts: float64(ts)})
+				s = append(s, point{close: rng.Float64(), ts: numberTS(float64(ts))})
 			}
 		}
 		return s
@@ -119,9 +118,9 @@ func TestMergeOrderedMatchesMerge(t *testing.T) {
 		got := mergeOrdered(append([]point(nil), history...), incoming)
 		require.Equal(t, want, got)
 	}
-	require.False(t, ordered([]point{{ts: 2.0}, {ts: 1.0}}))
-	require.False(t, ordered([]point{{ts: 1.0}, {ts: "1"}}))
-	require.False(t, ordered([]point{{ts: nil}}))
+	require.False(t, ordered([]point{{ts: numberTS(2)}, {ts: numberTS(1)}}))
+	require.False(t, ordered([]point{{ts: numberTS(1)}, {ts: stringTS("1")}}))
+	require.False(t, ordered([]point{{ts: timestamp{}}}))
 }
 
 // btcCandles is a feed_update argument as the candle normalizer writes it for
