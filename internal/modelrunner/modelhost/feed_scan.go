@@ -4,10 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"slices"
-	"strconv"
 	"unicode/utf8"
-
-	"github.com/crunchnode/crunch-node/internal/modelrunner/variant"
 )
 
 // maxScanDepth bounds the nesting scanFeed follows; deeper documents take the
@@ -246,7 +243,7 @@ func (s *feedScanner) skip(depth int) error {
 		_, err := s.plainString()
 		return err
 	case c == '-' || (c >= '0' && c <= '9'):
-		_, err := s.number()
+		_, _, err := s.number()
 		return err // a skipped number is only checked, not converted
 	case s.literal("null"), s.literal("true"), s.literal("false"):
 		return nil
@@ -275,29 +272,26 @@ func (s *feedScanner) plainString() ([]byte, error) {
 	return b, nil
 }
 
-// number reads a number under JSON's strict grammar and returns its text.
-func (s *feedScanner) number() ([]byte, error) {
-	end, ok := variant.NumberEnd(s.data, s.pos)
+// number reads a number under JSON's strict grammar and returns its digits
+// and text.
+func (s *feedScanner) number() (decimal, []byte, error) {
+	d, end, ok := scanNumber(s.data, s.pos)
 	if !ok {
-		return nil, errGeneric
+		return decimal{}, nil, errGeneric
 	}
-	b := s.data[s.pos:end]
+	text := s.data[s.pos:end]
 	s.pos = end
-	return b, nil
+	return d, text, nil
 }
 
 // float reads a number and converts it as encoding/json does; an overflow
 // gives ±Inf, as the generic decoder's Python-compatible path does.
 func (s *feedScanner) float() (float64, error) {
-	b, err := s.number()
+	d, text, err := s.number()
 	if err != nil {
 		return 0, err
 	}
-	f, err := strconv.ParseFloat(string(b), 64)
-	if err != nil && !errors.Is(err, strconv.ErrRange) {
-		return 0, errGeneric
-	}
-	return f, nil
+	return d.float(text)
 }
 
 func (s *feedScanner) consume(c byte) bool {
