@@ -29,19 +29,8 @@ const maxExp = 10_000
 type decimal struct {
 	mantissa uint64
 	exp      int
-	digits   int // significant digits in mantissa: leading zeros do not count
 	neg      bool
 	longExp  bool
-}
-
-func (d *decimal) addDigit(c byte) {
-	if d.digits == maxMantissaDigits {
-		return
-	}
-	d.mantissa = d.mantissa*10 + uint64(c-'0')
-	if d.mantissa != 0 {
-		d.digits++
-	}
 }
 
 // scanNumber reads the number at data[pos:] under JSON's strict grammar (no
@@ -54,30 +43,24 @@ func scanNumber(data []byte, pos int) (d decimal, end int, ok bool) {
 		d.neg = true
 		pos++
 	}
+	var digits int // significant digits in d.mantissa
 	switch {
 	case pos >= len(data):
 		return d, pos, false
 	case data[pos] == '0':
 		pos++
-	case data[pos] >= '1' && data[pos] <= '9':
-		for pos < len(data) && data[pos] >= '0' && data[pos] <= '9' {
-			d.addDigit(data[pos])
-			pos++
-		}
+	case data[pos] <= '9' && data[pos] >= '1':
+		pos, d.mantissa, digits = mantissaDigits(data, pos, 0, 0)
 	default:
 		return d, pos, false
 	}
 	if pos < len(data) && data[pos] == '.' {
-		pos++
-		start := pos
-		for pos < len(data) && data[pos] >= '0' && data[pos] <= '9' {
-			d.addDigit(data[pos])
-			d.exp--
-			pos++
-		}
+		start := pos + 1
+		pos, d.mantissa, _ = mantissaDigits(data, start, d.mantissa, digits)
 		if pos == start {
 			return d, pos, false
 		}
+		d.exp = start - pos
 	}
 	if pos < len(data) && (data[pos] == 'e' || data[pos] == 'E') {
 		pos++
@@ -88,13 +71,12 @@ func scanNumber(data []byte, pos int) (d decimal, end int, ok bool) {
 		}
 		start := pos
 		exp := 0
-		for pos < len(data) && data[pos] >= '0' && data[pos] <= '9' {
+		for ; pos < len(data) && data[pos] <= '9' && data[pos] >= '0'; pos++ {
 			if exp < maxExp {
 				exp = exp*10 + int(data[pos]-'0')
 			} else {
 				d.longExp = true
 			}
-			pos++
 		}
 		if pos == start {
 			return d, pos, false
@@ -105,6 +87,25 @@ func scanNumber(data []byte, pos int) (d decimal, end int, ok bool) {
 		d.exp += exp
 	}
 	return d, pos, true
+}
+
+// mantissaDigits appends the digits at data[pos:] to a mantissa of digits
+// significant digits, keeping up to maxMantissaDigits of them, and returns
+// where they end.
+func mantissaDigits(data []byte, pos int, mantissa uint64, digits int) (end int, _ uint64, _ int) {
+	for ; pos < len(data); pos++ {
+		c := data[pos] - '0'
+		if c > 9 {
+			break
+		}
+		if digits < maxMantissaDigits {
+			mantissa = mantissa*10 + uint64(c)
+			if mantissa != 0 {
+				digits++
+			}
+		}
+	}
+	return pos, mantissa, digits
 }
 
 // float converts a decimal read from text as strconv.ParseFloat does, except
