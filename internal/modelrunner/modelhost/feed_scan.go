@@ -22,11 +22,6 @@ var errGeneric = errors.New("not for the fast path")
 // UTF-8, a ts that is neither a number, a string nor null, invalid JSON…) so
 // the caller can take the generic path.
 func scanFeed(data []byte) (symbol string, points []point, ok bool) {
-	// The generic decoder replaces invalid UTF-8 in strings, or refuses the
-	// document when it also holds a number too large for encoding/json.
-	if !utf8.Valid(data) {
-		return "", nil, false
-	}
 	// Every row is an object: their count bounds the points, so the rows are
 	// read into one allocation.
 	s := feedScanner{data: data, rowsCap: bytes.Count(data, []byte("{"))}
@@ -157,10 +152,10 @@ func (s *feedScanner) rows(field string) ([]point, error) {
 			if done {
 				break
 			}
-			switch string(key) {
-			case field:
+			switch { // not switch string(key): a case that is not a constant makes it copy the key
+			case string(key) == field:
 				p.close, hasValue, err = s.keptNumber()
-			case "ts":
+			case string(key) == "ts":
 				p.ts, err = s.keptTS()
 			default:
 				err = s.skip(3)
@@ -252,25 +247,52 @@ func (s *feedScanner) skip(depth int) error {
 }
 
 // plainString reads a string without escapes and returns its bytes; an
-// escape, a control character or an unterminated string is for the generic
-// path.
+// escape, a control character, invalid UTF-8 or an unterminated string is for
+// the generic path.
+//
+// Outside strings the grammar only admits ASCII, so checking the strings'
+// UTF-8 checks the whole document's: the generic decoder replaces invalid
+// UTF-8 in strings, or refuses the document when it also holds a number too
+// large for encoding/json.
 func (s *feedScanner) plainString() ([]byte, error) {
 	if !s.consume('"') {
 		return nil, errGeneric
 	}
-	end := bytes.IndexByte(s.data[s.pos:], '"')
-	if end < 0 {
-		return nil, errGeneric
-	}
-	b := s.data[s.pos : s.pos+end]
-	for _, c := range b {
-		if c == '\\' || c < 0x20 {
+	start := s.pos
+	for i := start; i < len(s.data); i++ {
+		c := s.data[i]
+		if !stringStop[c] {
+			continue
+		}
+		switch {
+		case c == '"':
+			s.pos = i + 1
+			return s.data[start:i], nil
+		case c < utf8.RuneSelf: // an escape or a control character
 			return nil, errGeneric
 		}
+		r, size := utf8.DecodeRune(s.data[i:])
+		if r == utf8.RuneError && size == 1 {
+			return nil, errGeneric
+		}
+		i += size - 1
 	}
-	s.pos += end + 1
-	return b, nil
+	return nil, errGeneric
 }
+
+// stringStop marks the bytes plainString looks at: the closing quote, what
+// the generic path decodes (escapes, control characters) and the first byte
+// of a non-ASCII character, to check its UTF-8.
+var stringStop = func() (stop [256]bool) {
+	for c := range 0x20 {
+		stop[c] = true
+	}
+	for c := utf8.RuneSelf; c < 256; c++ {
+		stop[c] = true
+	}
+	stop['"'], stop['\\'] = true, true
+	return stop
+}()
 
 // number reads a number under JSON's strict grammar and returns its digits
 // and text.
@@ -311,7 +333,7 @@ func (s *feedScanner) literal(word string) bool {
 }
 
 func (s *feedScanner) space() {
-	for s.pos < len(s.data) {
+	for s.pos < len(s.data) && s.data[s.pos] <= ' ' {
 		switch s.data[s.pos] {
 		case ' ', '\t', '\n', '\r':
 			s.pos++
