@@ -1,7 +1,9 @@
 package modelhost
 
 import (
+	"encoding/binary"
 	"errors"
+	"math/bits"
 	"strconv"
 )
 
@@ -11,20 +13,79 @@ var exactPow10 = [...]float64{
 	1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
 }
 
-// maxMantissaDigits is how many significant digits scanNumber keeps: a
+// maxMantissaDigits is how many significant digits readDecimal keeps: a
 // uint64 holds them all, and so many are beyond 2^53, so a number that has
 // more is for strconv anyway.
 const maxMantissaDigits = 19
 
-// maxExp bounds the exponent scanNumber accumulates, far beyond float64's
+// maxExp bounds the exponent readDecimal accumulates, far beyond float64's
 // range. strconv.ParseFloat ignores an exponent's digits past the same bound
 // (and can then read a long enough fraction as another value than the
 // text's), so a longer exponent is left for strconv to read, whatever it
 // makes of it.
 const maxExp = 10_000
 
-// decimal is a JSON number as read by scanNumber: ±mantissa × 10^exp, up to
-// the significant digits past maxMantissaDigits; longExp says the exponent
+// numberEnd returns where the number at data[pos:] ends under JSON's strict
+// grammar (no leading zeros, no bare '.', no '+' sign), as
+// variant.NumberEnd, and false when no number starts there.
+func numberEnd(data []byte, pos int) (int, bool) {
+	if pos < len(data) && data[pos] == '-' {
+		pos++
+	}
+	switch {
+	case pos >= len(data):
+		return pos, false
+	case data[pos] == '0':
+		pos++
+	case data[pos] <= '9' && data[pos] >= '1':
+		pos = digitsEnd(data, pos+1)
+	default:
+		return pos, false
+	}
+	if pos < len(data) && data[pos] == '.' {
+		end := digitsEnd(data, pos+1)
+		if end == pos+1 {
+			return end, false
+		}
+		pos = end
+	}
+	if pos < len(data) && (data[pos] == 'e' || data[pos] == 'E') {
+		pos++
+		if pos < len(data) && (data[pos] == '+' || data[pos] == '-') {
+			pos++
+		}
+		end := digitsEnd(data, pos)
+		if end == pos {
+			return end, false
+		}
+		pos = end
+	}
+	return pos, true
+}
+
+// digitsEnd returns where the decimal digits at data[pos:] end, looking at
+// eight bytes at a time: a price's or a Unix time's digits take one or two
+// steps instead of one per digit.
+func digitsEnd(data []byte, pos int) int {
+	for pos+8 <= len(data) {
+		x := binary.LittleEndian.Uint64(data[pos:])
+		// A byte's top bit is set in x-'0' when it is below '0' and in
+		// x+('9'^0x7f) when it is above '9' (or in both when it is past
+		// 0x7f). A borrow or carry only runs up from such a byte, so the
+		// lowest byte flagged is the first that is not a digit.
+		if notDigit := ((x - 0x3030303030303030) | (x + 0x4646464646464646)) & 0x8080808080808080; notDigit != 0 {
+			return pos + bits.TrailingZeros64(notDigit)/8
+		}
+		pos += 8
+	}
+	for pos < len(data) && data[pos] <= '9' && data[pos] >= '0' {
+		pos++
+	}
+	return pos
+}
+
+// decimal is a JSON number as read by readDecimal: ±mantissa × 10^exp, up
+// to the significant digits past maxMantissaDigits; longExp says the exponent
 // was too long to hold.
 type decimal struct {
 	mantissa uint64
@@ -33,60 +94,56 @@ type decimal struct {
 	longExp  bool
 }
 
-// scanNumber reads the number at data[pos:] under JSON's strict grammar (no
-// leading zeros, no bare '.', no '+' sign, as variant.NumberEnd) and returns
-// where it ends, and false when no number starts there. It gathers the
-// decimal digits on the way, so a number is read once whether it is
-// converted or skipped.
-func scanNumber(data []byte, pos int) (d decimal, end int, ok bool) {
-	if pos < len(data) && data[pos] == '-' {
+// parseNumber converts a number that numberEnd found, as
+// strconv.ParseFloat does, except that out of range is not an error: it gives
+// ±Inf or ±0, as the generic decoder's Python-compatible path does.
+func parseNumber(text []byte) (float64, error) {
+	if f, ok := readDecimal(text).exactFloat(); ok {
+		return f, nil
+	}
+	f, err := strconv.ParseFloat(string(text), 64)
+	if err != nil && !errors.Is(err, strconv.ErrRange) {
+		return 0, errGeneric
+	}
+	return f, nil
+}
+
+// readDecimal reads the digits of a number that numberEnd found (so
+// whatever follows a digit run is '.', 'e', 'E' or the end).
+func readDecimal(text []byte) (d decimal) {
+	pos := 0
+	if text[0] == '-' {
 		d.neg = true
 		pos++
 	}
 	var digits int // significant digits in d.mantissa
-	switch {
-	case pos >= len(data):
-		return d, pos, false
-	case data[pos] == '0':
-		pos++
-	case data[pos] <= '9' && data[pos] >= '1':
-		pos, d.mantissa, digits = mantissaDigits(data, pos, 0, 0)
-	default:
-		return d, pos, false
-	}
-	if pos < len(data) && data[pos] == '.' {
+	pos, d.mantissa, digits = mantissaDigits(text, pos, 0, 0)
+	if pos < len(text) && text[pos] == '.' {
 		start := pos + 1
-		pos, d.mantissa, _ = mantissaDigits(data, start, d.mantissa, digits)
-		if pos == start {
-			return d, pos, false
-		}
+		pos, d.mantissa, _ = mantissaDigits(text, start, d.mantissa, digits)
 		d.exp = start - pos
 	}
-	if pos < len(data) && (data[pos] == 'e' || data[pos] == 'E') {
-		pos++
-		negExp := false
-		if pos < len(data) && (data[pos] == '+' || data[pos] == '-') {
-			negExp = data[pos] == '-'
-			pos++
-		}
-		start := pos
-		exp := 0
-		for ; pos < len(data) && data[pos] <= '9' && data[pos] >= '0'; pos++ {
-			if exp < maxExp {
-				exp = exp*10 + int(data[pos]-'0')
-			} else {
-				d.longExp = true
-			}
-		}
-		if pos == start {
-			return d, pos, false
-		}
-		if negExp {
-			exp = -exp
-		}
-		d.exp += exp
+	if pos == len(text) {
+		return d
 	}
-	return d, pos, true
+	pos++ // 'e' or 'E'
+	negExp := text[pos] == '-'
+	if text[pos] == '-' || text[pos] == '+' {
+		pos++
+	}
+	exp := 0
+	for _, c := range text[pos:] {
+		if exp >= maxExp {
+			d.longExp = true
+			break
+		}
+		exp = exp*10 + int(c-'0')
+	}
+	if negExp {
+		exp = -exp
+	}
+	d.exp += exp
+	return d
 }
 
 // mantissaDigits appends the digits at data[pos:] to a mantissa of digits
@@ -106,20 +163,6 @@ func mantissaDigits(data []byte, pos int, mantissa uint64, digits int) (end int,
 		}
 	}
 	return pos, mantissa, digits
-}
-
-// float converts a decimal read from text as strconv.ParseFloat does, except
-// that out of range is not an error: it gives ±Inf or ±0, as the generic
-// decoder's Python-compatible path does.
-func (d decimal) float(text []byte) (float64, error) {
-	if f, ok := d.exactFloat(); ok {
-		return f, nil
-	}
-	f, err := strconv.ParseFloat(string(text), 64)
-	if err != nil && !errors.Is(err, strconv.ErrRange) {
-		return 0, errGeneric
-	}
-	return f, nil
 }
 
 // exactFloat converts the decimals whose mantissa is below 2^53 and whose

@@ -38,15 +38,25 @@ var numberTexts = []string{
 	strings.Repeat("9", 400), "1" + strings.Repeat("0", 30) + "e-30",
 	// Not numbers under JSON's grammar.
 	"", "-", "+1", "01", "-01", "1.", ".5", "1e", "1e+", "1E-", "--1", "0x10", "1_000", "NaN", "Infinity", "-Infinity",
-	// A number followed by something else.
+	// A number followed by something else, at each place of an eight-byte
+	// step, and bytes on either side of the digits.
 	"1,", "2]", "3}", "-4.5e6 ", "0.5x", "1e5e5", "00", "1.2.3",
+	"12345678", "123456789", "1234567/", "12345678:", "123456789012345\x80", "1234567890123456\xba",
+	"1.2345678\xff0", "9.87654321e12345678,", "-1234567.12345678e-1234567 ",
 }
 
-func TestScanNumberMatchesStrconv(t *testing.T) {
+func TestNumberMatchesStrconv(t *testing.T) {
 	t.Parallel()
 
 	for _, text := range numberTexts {
 		checkNumber(t, []byte(text))
+	}
+	for n := range 20 {
+		digits := strings.Repeat("7", n)
+		for _, after := range []string{"", "/", ":", "\x00", "\x7f", "\x80", "\xb9", "\xba", "\xff", "e", "."} {
+			checkNumber(t, []byte("1"+digits+after+"123456789"))
+			checkNumber(t, []byte("0."+digits+after+"123456789"))
+		}
 	}
 	// Random decimals around the exact conversion's bounds: up to 20
 	// significant digits, a point anywhere, exponents up to ±30.
@@ -89,16 +99,13 @@ func TestScanNumberMatchesStrconv(t *testing.T) {
 		"1e22":                 1e22,
 		"18446744073709551616": 18446744073709551616,
 	} {
-		d, end, ok := scanNumber([]byte(text), 0)
-		require.True(t, ok, text)
-		require.Equal(t, len(text), end, text)
-		got, err := d.float([]byte(text))
+		got, err := parseNumber([]byte(text))
 		require.NoError(t, err, text)
 		require.Equal(t, math.Float64bits(want), math.Float64bits(got), text)
 	}
 }
 
-func FuzzScanNumber(f *testing.F) {
+func FuzzNumber(f *testing.F) {
 	for _, text := range numberTexts {
 		if len(text) < 1000 {
 			f.Add([]byte(text))
@@ -109,23 +116,23 @@ func FuzzScanNumber(f *testing.F) {
 	})
 }
 
-// checkNumber compares scanNumber with variant.NumberEnd on where the number
+// checkNumber compares numberEnd with variant.NumberEnd on where the number
 // at the start of text ends, and its conversion with strconv.ParseFloat bit
 // for bit (out of range giving ±Inf or ±0).
 func checkNumber(t *testing.T, text []byte) {
 	t.Helper()
+	end, ok := numberEnd(text, 0)
 	wantEnd, wantOK := variant.NumberEnd(text, 0)
-	d, end, ok := scanNumber(text, 0)
 	require.Equal(t, wantOK, ok, "%.80q", text)
+	require.Equal(t, wantEnd, end, "%.80q", text)
 	if !ok {
 		return
 	}
-	require.Equal(t, wantEnd, end, "%.80q", text)
 	want, err := strconv.ParseFloat(string(text[:end]), 64)
 	if err != nil {
 		require.True(t, errors.Is(err, strconv.ErrRange), "%.80q: %v", text, err)
 	}
-	got, err := d.float(text[:end])
+	got, err := parseNumber(text[:end])
 	require.NoError(t, err, "%.80q", text)
 	require.Equal(t, math.Float64bits(want), math.Float64bits(got), "%.80q: want %v, got %v", text, want, got)
 }

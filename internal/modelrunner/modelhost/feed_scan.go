@@ -83,41 +83,44 @@ type feedScanner struct {
 // member moves to the next member of an object whose '{' is consumed and
 // reads its key and colon; done reports the closing '}'.
 func (s *feedScanner) member(first bool) (key []byte, done bool, err error) {
-	s.space()
-	if s.consume('}') {
+	data, pos := s.data, skipSpace(s.data, s.pos)
+	if pos < len(data) && data[pos] == '}' {
+		s.pos = pos + 1
 		return nil, true, nil
 	}
 	if !first {
-		if !s.consume(',') {
+		if pos >= len(data) || data[pos] != ',' {
 			return nil, false, errGeneric
 		}
-		s.space()
+		pos = skipSpace(data, pos+1)
 	}
-	key, err = s.plainString()
-	if err != nil {
-		return nil, false, err
-	}
-	s.space()
-	if !s.consume(':') {
+	key, pos, ok := plainString(data, pos)
+	if !ok {
 		return nil, false, errGeneric
 	}
-	s.space()
+	pos = skipSpace(data, pos)
+	if pos >= len(data) || data[pos] != ':' {
+		return nil, false, errGeneric
+	}
+	s.pos = skipSpace(data, pos+1)
 	return key, false, nil
 }
 
 // element moves to the next element of an array whose '[' is consumed; done
 // reports the closing ']'.
 func (s *feedScanner) element(first bool) (done bool, err error) {
-	s.space()
-	if s.consume(']') {
+	data, pos := s.data, skipSpace(s.data, s.pos)
+	if pos < len(data) && data[pos] == ']' {
+		s.pos = pos + 1
 		return true, nil
 	}
 	if !first {
-		if !s.consume(',') {
+		if pos >= len(data) || data[pos] != ',' {
 			return false, errGeneric
 		}
-		s.space()
+		pos = skipSpace(data, pos+1)
 	}
+	s.pos = pos
 	return false, nil
 }
 
@@ -142,30 +145,51 @@ func (s *feedScanner) rows(field string) ([]point, error) {
 			}
 			continue
 		}
-		var p point
-		var hasValue bool
-		for first := true; ; first = false {
-			key, done, err := s.member(first)
-			if err != nil {
-				return nil, err
-			}
-			if done {
-				break
-			}
-			switch { // not switch string(key): a case that is not a constant makes it copy the key
-			case string(key) == field:
-				p.close, hasValue, err = s.keptNumber()
-			case string(key) == "ts":
-				p.ts, err = s.keptTS()
-			default:
-				err = s.skip(3)
-			}
-			if err != nil {
-				return nil, err
-			}
+		p, hasValue, err := s.row(field)
+		if err != nil {
+			return nil, err
 		}
 		if hasValue {
 			out = append(out, p)
+		}
+	}
+}
+
+// row reads the members of a row whose '{' is consumed: the ts, and the
+// number under field (hasValue is false when the last value under field is
+// not a number). A row is mostly numbers, so they are read here, and only
+// converted when kept.
+func (s *feedScanner) row(field string) (p point, hasValue bool, err error) {
+	for first := true; ; first = false {
+		key, done, err := s.member(first)
+		if err != nil || done {
+			return p, hasValue, err
+		}
+		// Not switch string(key): a case that is not a constant makes it
+		// copy the key.
+		isValue, isTS := string(key) == field, string(key) == "ts"
+		end, isNumber := numberEnd(s.data, s.pos)
+		switch {
+		case isNumber && (isValue || isTS):
+			var f float64
+			if f, err = parseNumber(s.data[s.pos:end]); isValue {
+				p.close, hasValue = f, true
+			} else {
+				p.ts = numberTS(f)
+			}
+			s.pos = end
+		case isNumber:
+			s.pos = end // a skipped number is only checked, not converted
+		case isTS:
+			p.ts, err = s.keptTS()
+		default:
+			if isValue {
+				p.close, hasValue = 0, false
+			}
+			err = s.skip(3)
+		}
+		if err != nil {
+			return p, hasValue, err
 		}
 	}
 }
@@ -178,15 +202,6 @@ func (s *feedScanner) keptString() (string, error) {
 		return string(b), err
 	}
 	return "", s.skip(1)
-}
-
-// keptNumber reads a value kept as a number; ok is false for other values.
-func (s *feedScanner) keptNumber() (f float64, ok bool, err error) {
-	if s.pos < len(s.data) && (s.data[s.pos] == '-' || (s.data[s.pos] >= '0' && s.data[s.pos] <= '9')) {
-		f, err = s.float()
-		return f, err == nil, err
-	}
-	return 0, false, s.skip(3)
 }
 
 // keptTS reads a ts as tsOf reads the generic decoder's value: a number, a
@@ -238,8 +253,12 @@ func (s *feedScanner) skip(depth int) error {
 		_, err := s.plainString()
 		return err
 	case c == '-' || (c >= '0' && c <= '9'):
-		_, _, err := s.number()
-		return err // a skipped number is only checked, not converted
+		end, ok := numberEnd(s.data, s.pos)
+		if !ok {
+			return errGeneric
+		}
+		s.pos = end // a skipped number is only checked, not converted
+		return nil
 	case s.literal("null"), s.literal("true"), s.literal("false"):
 		return nil
 	}
@@ -255,29 +274,39 @@ func (s *feedScanner) skip(depth int) error {
 // UTF-8 in strings, or refuses the document when it also holds a number too
 // large for encoding/json.
 func (s *feedScanner) plainString() ([]byte, error) {
-	if !s.consume('"') {
+	str, end, ok := plainString(s.data, s.pos)
+	if !ok {
 		return nil, errGeneric
 	}
-	start := s.pos
-	for i := start; i < len(s.data); i++ {
-		c := s.data[i]
+	s.pos = end
+	return str, nil
+}
+
+// plainString reads the string at data[pos:] as (*feedScanner).plainString
+// does; end is where it ends.
+func plainString(data []byte, pos int) (str []byte, end int, ok bool) {
+	if pos >= len(data) || data[pos] != '"' {
+		return nil, pos, false
+	}
+	start := pos + 1
+	for i := start; i < len(data); i++ {
+		c := data[i]
 		if !stringStop[c] {
 			continue
 		}
 		switch {
 		case c == '"':
-			s.pos = i + 1
-			return s.data[start:i], nil
+			return data[start:i], i + 1, true
 		case c < utf8.RuneSelf: // an escape or a control character
-			return nil, errGeneric
+			return nil, i, false
 		}
-		r, size := utf8.DecodeRune(s.data[i:])
+		r, size := utf8.DecodeRune(data[i:])
 		if r == utf8.RuneError && size == 1 {
-			return nil, errGeneric
+			return nil, i, false
 		}
 		i += size - 1
 	}
-	return nil, errGeneric
+	return nil, len(data), false
 }
 
 // stringStop marks the bytes plainString looks at: the closing quote, what
@@ -294,26 +323,16 @@ var stringStop = func() (stop [256]bool) {
 	return stop
 }()
 
-// number reads a number under JSON's strict grammar and returns its digits
-// and text.
-func (s *feedScanner) number() (decimal, []byte, error) {
-	d, end, ok := scanNumber(s.data, s.pos)
-	if !ok {
-		return decimal{}, nil, errGeneric
-	}
-	text := s.data[s.pos:end]
-	s.pos = end
-	return d, text, nil
-}
-
 // float reads a number and converts it as encoding/json does; an overflow
 // gives ±Inf, as the generic decoder's Python-compatible path does.
 func (s *feedScanner) float() (float64, error) {
-	d, text, err := s.number()
-	if err != nil {
-		return 0, err
+	end, ok := numberEnd(s.data, s.pos)
+	if !ok {
+		return 0, errGeneric
 	}
-	return d.float(text)
+	text := s.data[s.pos:end]
+	s.pos = end
+	return parseNumber(text)
 }
 
 func (s *feedScanner) consume(c byte) bool {
@@ -332,13 +351,17 @@ func (s *feedScanner) literal(word string) bool {
 	return false
 }
 
-func (s *feedScanner) space() {
-	for s.pos < len(s.data) && s.data[s.pos] <= ' ' {
-		switch s.data[s.pos] {
+func (s *feedScanner) space() { s.pos = skipSpace(s.data, s.pos) }
+
+// skipSpace returns where the JSON whitespace at data[pos:] ends.
+func skipSpace(data []byte, pos int) int {
+	for pos < len(data) && data[pos] <= ' ' {
+		switch data[pos] {
 		case ' ', '\t', '\n', '\r':
-			s.pos++
+			pos++
 		default:
-			return
+			return pos
 		}
 	}
+	return pos
 }
