@@ -326,16 +326,20 @@ func mergeOrdered(s, incoming []point) []point {
 }
 
 // cmpTS compares timestamps of the same kind; mixed or missing kinds count as
-// newer so data is never silently dropped.
+// newer so data is never silently dropped. It is small enough to inline
+// (strings.Compare is not), as the merges call it for every point.
 func cmpTS(a, b timestamp) int {
-	switch {
-	case !sameKind(a, b):
+	if a.kind != b.kind || a.kind == tsOther {
 		return 1
-	case a.kind == tsString:
-		return strings.Compare(a.str, b.str)
-	case a.num < b.num:
+	}
+	less, more := a.num < b.num, a.num > b.num
+	if a.kind == tsString {
+		less, more = a.str < b.str, a.str > b.str
+	}
+	switch {
+	case less:
 		return -1
-	case a.num > b.num:
+	case more:
 		return 1
 	}
 	return 0
