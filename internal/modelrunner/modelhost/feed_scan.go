@@ -2,6 +2,7 @@ package modelhost
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"slices"
 	"unicode/utf8"
@@ -131,6 +132,7 @@ func (s *feedScanner) rows(field string) ([]point, error) {
 		return nil, s.skip(1)
 	}
 	out := make([]point, 0, s.rowsCap)
+	var keys rowKeys
 	for first := true; ; first = false {
 		done, err := s.element(first)
 		if err != nil {
@@ -145,12 +147,15 @@ func (s *feedScanner) rows(field string) ([]point, error) {
 			}
 			continue
 		}
-		p, hasValue, err := s.row(field)
+		// Read in place: returning a point and copying it into out cost as
+		// much as reading it.
+		out = append(out, point{})
+		hasValue, err := s.row(field, &keys, &out[len(out)-1])
 		if err != nil {
 			return nil, err
 		}
-		if hasValue {
-			out = append(out, p)
+		if !hasValue {
+			out = out[:len(out)-1]
 		}
 	}
 }
@@ -159,39 +164,143 @@ func (s *feedScanner) rows(field string) ([]point, error) {
 // number under field (hasValue is false when the last value under field is
 // not a number). A row is mostly numbers, so they are read here, and only
 // converted when kept.
-func (s *feedScanner) row(field string) (p point, hasValue bool, err error) {
-	for first := true; ; first = false {
-		key, done, err := s.member(first)
-		if err != nil || done {
-			return p, hasValue, err
+func (s *feedScanner) row(field string, keys *rowKeys, p *point) (hasValue bool, err error) {
+	data, pos := s.data, s.pos
+	for n := 0; ; n++ {
+		pos = skipSpace(data, pos)
+		if pos >= len(data) {
+			return hasValue, errGeneric
 		}
-		// Not switch string(key): a case that is not a constant makes it
-		// copy the key.
-		isValue, isTS := string(key) == field, string(key) == "ts"
-		end, isNumber := numberEnd(s.data, s.pos)
-		switch {
-		case isNumber && (isValue || isTS):
-			var f float64
-			if f, err = parseNumber(s.data[s.pos:end]); isValue {
-				p.close, hasValue = f, true
-			} else {
-				p.ts = numberTS(f)
+		if data[pos] == '}' {
+			s.pos = pos + 1
+			return hasValue, nil
+		}
+		if n > 0 {
+			if data[pos] != ',' {
+				return hasValue, errGeneric
 			}
-			s.pos = end
+			pos = skipSpace(data, pos+1)
+		}
+		kind, end := keys.match(n, data, pos)
+		if end == pos {
+			kind, end, err = readRowKey(data, pos, field)
+			if err != nil {
+				return hasValue, err
+			}
+			keys.remember(n, data, pos, end, kind)
+		}
+		pos = skipSpace(data, end)
+		end, isNumber := numberEnd(data, pos)
+		switch {
+		case isNumber && kind == keyValue:
+			p.close, err = parseNumber(data[pos:end])
+			hasValue = true
+			pos = end
+		case isNumber && kind == keyTS:
+			var ts float64
+			ts, err = parseNumber(data[pos:end])
+			p.ts = numberTS(ts)
+			pos = end
 		case isNumber:
-			s.pos = end // a skipped number is only checked, not converted
-		case isTS:
+			pos = end // a skipped number is only checked, not converted
+		case kind == keyTS:
+			s.pos = pos
 			p.ts, err = s.keptTS()
+			pos = s.pos
 		default:
-			if isValue {
+			if kind == keyValue {
 				p.close, hasValue = 0, false
 			}
+			s.pos = pos
 			err = s.skip(3)
+			pos = s.pos
 		}
 		if err != nil {
-			return p, hasValue, err
+			return hasValue, err
 		}
 	}
+}
+
+// readRowKey reads a row member's key and colon at data[pos:]; end is where
+// the colon ends.
+func readRowKey(data []byte, pos int, field string) (kind keyKind, end int, err error) {
+	key, end, ok := plainString(data, pos)
+	if !ok {
+		return 0, end, errGeneric
+	}
+	end = skipSpace(data, end)
+	if end >= len(data) || data[end] != ':' {
+		return 0, end, errGeneric
+	}
+	// Not switch string(key): a case that is not a constant makes it copy
+	// the key.
+	switch {
+	case string(key) == field:
+		return keyValue, end + 1, nil
+	case string(key) == "ts":
+		return keyTS, end + 1, nil
+	}
+	return keyOther, end + 1, nil
+}
+
+type keyKind uint8
+
+const (
+	keyOther keyKind = iota
+	keyTS
+	keyValue
+)
+
+// rowKeys remembers the keys of the last row read. Rows repeat their keys in
+// the same order, so a member's key is most often the bytes the last row had
+// at the same place, from the opening quote to the colon: comparing two
+// words with them checks the key, its quotes and colon at once, and where it
+// ends is known before its bytes are read.
+type rowKeys [8]struct {
+	lo, hi         uint64 // the key's bytes, zero past its end
+	loMask, hiMask uint64
+	len            int // 0 for none: not seen, or too long to compare so
+	kind           keyKind
+}
+
+// match returns the kind of the key at data[pos:] and where its colon ends
+// when it is the n-th key of the last row, else end == pos.
+func (keys *rowKeys) match(n int, data []byte, pos int) (kind keyKind, end int) {
+	if n >= len(keys) || pos+16 > len(data) {
+		return 0, pos
+	}
+	k := &keys[n]
+	lo, hi := binary.LittleEndian.Uint64(data[pos:]), binary.LittleEndian.Uint64(data[pos+8:])
+	if k.len == 0 || lo&k.loMask != k.lo || hi&k.hiMask != k.hi {
+		return 0, pos
+	}
+	return k.kind, pos + k.len
+}
+
+// remember keeps the key at data[pos:end] as the n-th of the row.
+func (keys *rowKeys) remember(n int, data []byte, pos, end int, kind keyKind) {
+	if n >= len(keys) {
+		return
+	}
+	k := &keys[n]
+	k.len = 0
+	if length := end - pos; length <= 16 && pos+16 <= len(data) {
+		k.loMask, k.hiMask = wordMask(length), wordMask(length-8)
+		k.lo = binary.LittleEndian.Uint64(data[pos:]) & k.loMask
+		k.hi = binary.LittleEndian.Uint64(data[pos+8:]) & k.hiMask
+		k.len, k.kind = length, kind
+	}
+}
+
+// wordMask keeps the first n bytes of a little-endian word.
+func wordMask(n int) uint64 {
+	switch {
+	case n <= 0:
+		return 0
+	case n >= 8:
+		return ^uint64(0)
+	}
+	return 1<<(8*n) - 1
 }
 
 // keptString reads a value kept as a string: a string gives itself, anything
