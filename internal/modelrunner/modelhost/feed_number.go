@@ -1,9 +1,7 @@
 package modelhost
 
 import (
-	"encoding/binary"
 	"errors"
-	"math/bits"
 	"strconv"
 )
 
@@ -67,17 +65,6 @@ func numberEnd(data []byte, pos int) (int, bool) {
 // eight bytes at a time: a price's or a Unix time's digits take one or two
 // steps instead of one per digit.
 func digitsEnd(data []byte, pos int) int {
-	for pos+8 <= len(data) {
-		x := binary.LittleEndian.Uint64(data[pos:])
-		// A byte's top bit is set in x-'0' when it is below '0' and in
-		// x+('9'^0x7f) when it is above '9' (or in both when it is past
-		// 0x7f). A borrow or carry only runs up from such a byte, so the
-		// lowest byte flagged is the first that is not a digit.
-		if notDigit := ((x - 0x3030303030303030) | (x + 0x4646464646464646)) & 0x8080808080808080; notDigit != 0 {
-			return pos + bits.TrailingZeros64(notDigit)/8
-		}
-		pos += 8
-	}
 	for pos < len(data) && data[pos] <= '9' && data[pos] >= '0' {
 		pos++
 	}

@@ -38,8 +38,8 @@ var numberTexts = []string{
 	strings.Repeat("9", 400), "1" + strings.Repeat("0", 30) + "e-30",
 	// Not numbers under JSON's grammar.
 	"", "-", "+1", "01", "-01", "1.", ".5", "1e", "1e+", "1E-", "--1", "0x10", "1_000", "NaN", "Infinity", "-Infinity",
-	// A number followed by something else, at each place of an eight-byte
-	// step, and bytes on either side of the digits.
+	// A number followed by something else: bytes on either side of the
+	// digits, after runs of many lengths.
 	"1,", "2]", "3}", "-4.5e6 ", "0.5x", "1e5e5", "00", "1.2.3",
 	"12345678", "123456789", "1234567/", "12345678:", "123456789012345\x80", "1234567890123456\xba",
 	"1.2345678\xff0", "9.87654321e12345678,", "-1234567.12345678e-1234567 ",

@@ -28,6 +28,7 @@ var feedScanDocs = []struct {
 	{`{"candles_1m":[{"ts":1,"ts":2,"close":1e400},{"ts":3,"close":-0,"extra":{"a":[1,{"b":true}]}}]}`, true},
 	{`{"symbol":"BTC","meta":{"nested":[[[]]],"flag":false,"n":null}}`, true},
 	{`{}`, true},
+	{`{"candles_1m":[{"close":2E3,"ts":1.5e1,"x":7E-1},{"close":0.5,"ts":0,"x":12.5E+1},{"close":-7,"ts":-0.0,"x":1},{"close":1}]}`, true},
 	// Rows whose keys differ from the last row's at the same place.
 	{`{"candles_1m":[{"close":1,"price":2},{"close":3,"price":4}],"ticks":[{"close":5,"price":6},{"close":7,"price":8}]}`, true},
 	{`{"candles_1m":[{"ts":1,"close":2},{"close":3,"ts":4},{"ts" : 5, "close":6},{"ts":7 ,"close":8},{"tsx":9,"close":10},{"t":11,"close":12},{"ts":13,"close":14}]}`, true},
