@@ -22,10 +22,10 @@ var errGeneric = errors.New("not for the fast path")
 // anything it does not read that way (Python's NaN, escaped strings, invalid
 // UTF-8, a ts that is neither a number, a string nor null, invalid JSON…) so
 // the caller can take the generic path.
-func scanFeed(data []byte) (symbol string, points []point, ok bool) {
+func scanFeed(data []byte, buf []point) (symbol string, points []point, ok bool) {
 	// Every row is an object: their count bounds the points, so the rows are
-	// read into one allocation.
-	s := feedScanner{data: data, rowsCap: bytes.Count(data, []byte("{"))}
+	// read into one allocation, or into buf when it has room.
+	s := feedScanner{data: data, rowsCap: bytes.Count(data, []byte("{")), buf: buf}
 	var candles, ticks []point
 	var subject string
 	s.space()
@@ -79,6 +79,7 @@ type feedScanner struct {
 	data    []byte
 	pos     int
 	rowsCap int
+	buf     []point // for the first rows read
 }
 
 // member moves to the next member of an object whose '{' is consumed and
@@ -131,7 +132,10 @@ func (s *feedScanner) rows(field string) ([]point, error) {
 	if !s.consume('[') {
 		return nil, s.skip(1)
 	}
-	out := make([]point, 0, s.rowsCap)
+	out := s.buf[:0]
+	if s.buf = nil; cap(out) < s.rowsCap {
+		out = make([]point, 0, s.rowsCap)
+	}
 	var keys rowKeys
 	for first := true; ; first = false {
 		done, err := s.element(first)

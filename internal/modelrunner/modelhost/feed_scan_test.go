@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -70,7 +71,7 @@ func TestScanFeedMatchesGeneric(t *testing.T) {
 	t.Parallel()
 
 	for _, tt := range feedScanDocs {
-		symbol, points, ok := scanFeed([]byte(tt.doc))
+		symbol, points, ok := scanFeed([]byte(tt.doc), nil)
 		require.Equal(t, tt.fast, ok, tt.doc)
 		if ok {
 			wantSymbol, wantPoints := genericFeed(t, []byte(tt.doc))
@@ -85,7 +86,7 @@ func FuzzScanFeed(f *testing.F) {
 		f.Add([]byte(tt.doc))
 	}
 	f.Fuzz(func(t *testing.T, doc []byte) {
-		symbol, points, ok := scanFeed(doc)
+		symbol, points, ok := scanFeed(doc, nil)
 		if !ok {
 			return
 		}
@@ -161,6 +162,58 @@ func btcCandles(n int) map[string]any {
 		}
 	}
 	return map[string]any{"asof_ts": int64(1732500000 + 60*(n-1)), "candles_1m": rows, "symbol": "BTC"}
+}
+
+// TestFeedUpdateRecyclesInputs checks that feed_update histories built from
+// recycled scanned inputs are the ones the generic decoder's maps build,
+// window after window (longer and shorter than the last, candles and ticks),
+// with several models feeding at once as a node's hosts do.
+func TestFeedUpdateRecyclesInputs(t *testing.T) {
+	t.Parallel()
+
+	windows := []any{
+		btcCandles(120),
+		btcCandles(30),
+		candles(1, 2, 3),
+		map[string]any{"symbol": "BTC", "ticks": []any{
+			map[string]any{"ts": "2026-01-01T00:00:00Z", "price": 5.0},
+			map[string]any{"ts": "2026-01-01T00:00:01Z", "price": 6.0},
+		}},
+		btcCandles(120),
+		btcCandles(121),
+	}
+	for model := range 4 {
+		t.Run(strconv.Itoa(model), func(t *testing.T) {
+			t.Parallel()
+
+			newModel := func() *exampleModel {
+				f, err := ExampleFactory("momentum", ExampleOptions{})
+				require.NoError(t, err)
+				m, err := f(nil, nil)
+				require.NoError(t, err)
+				return m.(*exampleModel)
+			}
+			scanned, generic := newModel(), newModel()
+			for range 3 {
+				for _, w := range windows {
+					raw, err := json.Marshal(w)
+					require.NoError(t, err)
+					args, err := variant.Args(json.RawMessage(raw))
+					require.NoError(t, err)
+					in, err := decodeFeedArgs(args)
+					require.NoError(t, err)
+					require.IsType(t, &feedInput{}, in[0])
+					_, err = scanned.feedUpdate(t.Context(), in, nil)
+					require.NoError(t, err)
+					in, err = variant.DecodeArgs(args)
+					require.NoError(t, err)
+					_, err = generic.feedUpdate(t.Context(), in, nil)
+					require.NoError(t, err)
+					require.Equal(t, generic.series, scanned.series)
+				}
+			}
+		})
+	}
 }
 
 func BenchmarkFeedUpdate(b *testing.B) {
