@@ -3,6 +3,7 @@ package modelhost
 import (
 	"context"
 	"encoding/json"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -140,6 +141,34 @@ func TestMergeOrderedMatchesMerge(t *testing.T) {
 		got := mergeOrdered(append([]point(nil), history...), incoming)
 		require.Equal(t, want, got)
 	}
+	// Passing the points older than the history changes nothing, NaN
+	// timestamps (which compare as neither older nor newer) included.
+	withNaN := func(n int) []point {
+		var s []point
+		for ts := float64(rng.IntN(20)); len(s) < n; ts += float64(rng.IntN(3)) {
+			p := point{close: rng.Float64(), ts: numberTS(ts)}
+			if rng.IntN(6) == 0 {
+				p.ts = numberTS(math.NaN())
+			}
+			s = append(s, p)
+		}
+		return s
+	}
+	skipped := 0
+	for range 5000 {
+		history, incoming := withNaN(rng.IntN(8)), withNaN(rng.IntN(12))
+		require.True(t, ordered(history))
+		require.True(t, ordered(incoming))
+		skipped += olderThanHistory(history, incoming)
+		want := mergeOrderedFrom(append([]point(nil), history...), incoming)
+		got := mergeOrdered(append([]point(nil), history...), incoming)
+		require.Len(t, got, len(want))
+		for i := range want {
+			require.Equal(t, want[i].close, got[i].close)
+			require.Equal(t, math.Float64bits(want[i].ts.num), math.Float64bits(got[i].ts.num))
+		}
+	}
+	require.Positive(t, skipped)
 	require.False(t, ordered([]point{{ts: numberTS(2)}, {ts: numberTS(1)}}))
 	require.False(t, ordered([]point{{ts: numberTS(1)}, {ts: stringTS("1")}}))
 	require.False(t, ordered([]point{{ts: timestamp{}}}))
