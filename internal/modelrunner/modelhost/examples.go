@@ -353,11 +353,13 @@ func mergeOrderedFrom(s, incoming []point) []point {
 			s = append(s, p)
 			continue
 		}
-		for i < len(s) && cmpTS(s[i].ts, p.ts) < 0 {
-			i++
-		}
-		if i < len(s) && cmpTS(s[i].ts, p.ts) == 0 {
-			s[i] = p
+		for ; i < len(s); i++ { // one comparison of each point passed
+			if c := cmpTS(s[i].ts, p.ts); c >= 0 {
+				if c == 0 {
+					s[i] = p
+				}
+				break
+			}
 		}
 	}
 	return s
