@@ -61,9 +61,7 @@ func numberEnd(data []byte, pos int) (int, bool) {
 	return pos, true
 }
 
-// digitsEnd returns where the decimal digits at data[pos:] end, looking at
-// eight bytes at a time: a price's or a Unix time's digits take one or two
-// steps instead of one per digit.
+// digitsEnd returns where the decimal digits at data[pos:] end.
 func digitsEnd(data []byte, pos int) int {
 	for pos < len(data) && data[pos] <= '9' && data[pos] >= '0' {
 		pos++

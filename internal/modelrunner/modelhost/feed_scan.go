@@ -20,8 +20,8 @@ var errGeneric = errors.New("not for the fast path")
 // (ts, price) of ticks rows that hold numbers. It gives exactly what the
 // generic decoder and feedUpdate's map path give, and reports false for
 // anything it does not read that way (Python's NaN, escaped strings, invalid
-// UTF-8, a ts that is neither a number, a string nor null, invalid JSON…) so
-// the caller can take the generic path.
+// UTF-8, invalid JSON…) so the caller can take the generic path. The points
+// are read into buf when it has room.
 func scanFeed(data []byte, buf []point) (symbol string, points []point, ok bool) {
 	// Every row is an object: their count bounds the points, so the rows are
 	// read into one allocation, or into buf when it has room.
