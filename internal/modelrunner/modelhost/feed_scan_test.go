@@ -86,6 +86,12 @@ func FuzzScanFeed(f *testing.F) {
 	for _, tt := range feedScanDocs {
 		f.Add([]byte(tt.doc))
 	}
+	// Rows long enough for their keys to be checked against the last row's.
+	for _, doc := range []any{btcCandles(4), candles(1, 2, 3)} {
+		raw, err := json.Marshal(doc)
+		require.NoError(f, err)
+		f.Add(raw)
+	}
 	f.Fuzz(func(t *testing.T, doc []byte) {
 		symbol, points, ok := scanFeed(doc, nil)
 		if !ok {
