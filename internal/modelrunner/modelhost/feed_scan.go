@@ -179,19 +179,20 @@ func (s *feedScanner) row(field string, keys *rowKeys, p *point) (hasValue bool,
 			s.pos = pos + 1
 			return hasValue, nil
 		}
-		if n > 0 {
-			if data[pos] != ',' {
-				return hasValue, errGeneric
-			}
-			pos = skipSpace(data, pos+1)
-		}
+		start := pos
 		kind, end := keys.match(n, data, pos)
 		if end == pos {
+			if n > 0 {
+				if data[pos] != ',' {
+					return hasValue, errGeneric
+				}
+				pos = skipSpace(data, pos+1)
+			}
 			kind, end, err = readRowKey(data, pos, field)
 			if err != nil {
 				return hasValue, err
 			}
-			keys.remember(n, data, pos, end, kind)
+			keys.remember(n, data, start, end, kind)
 		}
 		pos = skipSpace(data, end)
 		// The usual value, digits and perhaps a fraction, is checked here
@@ -270,9 +271,10 @@ const (
 
 // rowKeys remembers the keys of the last row read. Rows repeat their keys in
 // the same order, so a member's key is most often the bytes the last row had
-// at the same place, from the opening quote to the colon: comparing two
-// words with them checks the key, its quotes and colon at once, and where it
-// ends is known before its bytes are read.
+// at the same place, from the comma before it (but for the first) to the
+// colon after it: comparing two words with them checks the comma, the key,
+// its quotes and the colon at once, and where they end is known before
+// their bytes are read.
 type rowKeys [8]struct {
 	lo, hi         uint64 // the key's bytes, zero past its end
 	loMask, hiMask uint64
@@ -280,8 +282,9 @@ type rowKeys [8]struct {
 	kind           keyKind
 }
 
-// match returns the kind of the key at data[pos:] and where its colon ends
-// when it is the n-th key of the last row, else end == pos.
+// match returns the kind of the key at data[pos:] (with the comma before
+// it) and where its colon ends when it is the n-th key of the last row, else
+// end == pos.
 func (keys *rowKeys) match(n int, data []byte, pos int) (kind keyKind, end int) {
 	if n >= len(keys) || pos+16 > len(data) {
 		return 0, pos
@@ -294,7 +297,8 @@ func (keys *rowKeys) match(n int, data []byte, pos int) (kind keyKind, end int) 
 	return k.kind, pos + k.len
 }
 
-// remember keeps the key at data[pos:end] as the n-th of the row.
+// remember keeps the key at data[pos:end] (with the comma before it) as the
+// n-th of the row.
 func (keys *rowKeys) remember(n int, data []byte, pos, end int, kind keyKind) {
 	if n >= len(keys) {
 		return

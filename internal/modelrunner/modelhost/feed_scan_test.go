@@ -34,6 +34,7 @@ var feedScanDocs = []struct {
 	// Rows whose keys differ from the last row's at the same place.
 	{`{"candles_1m":[{"close":1,"price":2},{"close":3,"price":4}],"ticks":[{"close":5,"price":6},{"close":7,"price":8}]}`, true},
 	{`{"candles_1m":[{"ts":1,"close":2},{"close":3,"ts":4},{"ts" : 5, "close":6},{"ts":7 ,"close":8},{"tsx":9,"close":10},{"t":11,"close":12},{"ts":13,"close":14}]}`, true},
+	{`{"candles_1m":[{"ts":1, "close":2},{"ts":3,"close":4},{"ts":5 , "close":6},{"ts":7,  "close":8},{"ts":9,"close":10}]}`, true},
 	{`{"candles_1m":[{"abcdefghijklm":1,"close":2},{"abcdefghijklm":3,"close":4},{"abcdefghijklmn":5,"close":6},{"abcdefghijklmn":7,"close":8}]}`, true},
 	{`{"candles_1m":[{"a_key_longer_than_two_words":1,"close":2,"ts":3},{"a_key_longer_than_two_words":4,"close":5,"ts":6}]}`, true},
 	{`{"candles_1m":[{"a":1,"b":2,"c":3,"d":4,"e":5,"f":6,"g":7,"h":8,"close":9,"ts":10},{"a":1,"b":2,"c":3,"d":4,"e":5,"f":6,"g":7,"h":8,"close":11,"ts":12}]}`, true},
@@ -45,6 +46,8 @@ var feedScanDocs = []struct {
 	{`{"symbol":"B\u0054C"}`, false},
 	{`{"sym\u0062ol":"BTC"}`, false},
 	{`{"candles_1m":[{"close":1,"ts":2},{"clos\u0065":3,"ts":4}]}`, false},
+	{`{"candles_1m":[{"ts":1,"close":2},{"ts":3"close":4}]}`, false},
+	{`{"candles_1m":[{"ts":1,"close":2},{"ts":3,,"close":4}]}`, false},
 	{"{\"candles_1m\":[{\"abcdefghijklm\":1,\"close\":2},{\"abcdefghijk\x01m\":3,\"close\":4}]}", false},
 	{"{\"candles_1m\":[{\"abcdef\":1,\"close\":2},{\"abc\xffef\":3,\"close\":4}]}", false},
 	{"{\"symbol\":\"\xff\"}", false},
