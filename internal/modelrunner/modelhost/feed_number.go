@@ -11,10 +11,10 @@ var exactPow10 = [...]float64{
 	1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
 }
 
-// maxMantissaDigits is how many significant digits readDecimal keeps: a
-// uint64 holds them all, and so many are beyond 2^53, so a number that has
-// more is for strconv anyway.
-const maxMantissaDigits = 19
+// fullMantissa is where readDecimal stops adding digits to a mantissa: a
+// uint64 holds ten times as much, and it is beyond 2^53, so the number is for
+// strconv anyway.
+const fullMantissa = 1e18
 
 // maxExp bounds the exponent readDecimal accumulates, far beyond float64's
 // range. strconv.ParseFloat ignores an exponent's digits past the same bound
@@ -69,9 +69,9 @@ func digitsEnd(data []byte, pos int) int {
 	return pos
 }
 
-// decimal is a JSON number as read by readDecimal: ±mantissa × 10^exp, up
-// to the significant digits past maxMantissaDigits; longExp says the exponent
-// was too long to hold.
+// decimal is a JSON number as read by readDecimal: ±mantissa × 10^exp, but
+// for the digits past a full mantissa; longExp says the exponent was too long
+// to hold.
 type decimal struct {
 	mantissa uint64
 	exp      int
@@ -101,11 +101,10 @@ func readDecimal(text []byte) (d decimal) {
 		d.neg = true
 		pos++
 	}
-	var digits int // significant digits in d.mantissa
-	pos, d.mantissa, digits = mantissaDigits(text, pos, 0, 0)
+	pos, d.mantissa = mantissaDigits(text, pos, 0)
 	if pos < len(text) && text[pos] == '.' {
 		start := pos + 1
-		pos, d.mantissa, _ = mantissaDigits(text, start, d.mantissa, digits)
+		pos, d.mantissa = mantissaDigits(text, start, d.mantissa)
 		d.exp = start - pos
 	}
 	if pos == len(text) {
@@ -131,23 +130,19 @@ func readDecimal(text []byte) (d decimal) {
 	return d
 }
 
-// mantissaDigits appends the digits at data[pos:] to a mantissa of digits
-// significant digits, keeping up to maxMantissaDigits of them, and returns
-// where they end.
-func mantissaDigits(data []byte, pos int, mantissa uint64, digits int) (end int, _ uint64, _ int) {
+// mantissaDigits appends the digits at data[pos:] to mantissa until it is
+// full, and returns where they end.
+func mantissaDigits(data []byte, pos int, mantissa uint64) (end int, _ uint64) {
 	for ; pos < len(data); pos++ {
 		c := data[pos] - '0'
 		if c > 9 {
 			break
 		}
-		if digits < maxMantissaDigits {
+		if mantissa < fullMantissa {
 			mantissa = mantissa*10 + uint64(c)
-			if mantissa != 0 {
-				digits++
-			}
 		}
 	}
-	return pos, mantissa, digits
+	return pos, mantissa
 }
 
 // exactFloat converts the decimals whose mantissa is below 2^53 and whose
