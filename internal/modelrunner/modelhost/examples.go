@@ -121,7 +121,40 @@ func scaled(raw float64, closes []float64) float64 {
 
 type point struct {
 	close float64
-	ts    any // float64 or string, as sent
+	ts    timestamp
+}
+
+// timestamp is a row's ts as sent: a number, a string, or anything else
+// (missing, null, a list…), which merge treats alike, as newer than
+// everything. A struct instead of an interface holding a float64 or string
+// spares an allocation per row.
+type timestamp struct {
+	num  float64
+	str  string
+	kind tsKind
+}
+
+type tsKind uint8
+
+const (
+	tsOther tsKind = iota
+	tsNumber
+	tsString
+)
+
+func numberTS(f float64) timestamp { return timestamp{num: f, kind: tsNumber} }
+
+func stringTS(s string) timestamp { return timestamp{str: s, kind: tsString} }
+
+// tsOf reads a generically decoded ts.
+func tsOf(v any) timestamp {
+	switch v := v.(type) {
+	case float64:
+		return numberTS(v)
+	case string:
+		return stringTS(v)
+	}
+	return timestamp{}
 }
 
 type exampleModel struct {
@@ -151,15 +184,26 @@ type feedInput struct {
 	symbol string
 }
 
+// feedInputs recycles the feed_update arguments scanFeed reads: a
+// 120-candle window's points take 5 KB, and feedUpdate copies them into the
+// model's history, so they are free again once it returns. A recycled
+// input's points may still hold the strings of old ts until they are
+// overwritten, and the pool drops them at the next garbage collections.
+var feedInputs = sync.Pool{New: func() any { return new(feedInput) }}
+
 // decodeFeedArgs reads feed_update's JSON argument with scanFeed, which costs
 // a fraction of decoding it into maps: it is the largest message of a tick
 // and every model reads it. Whatever scanFeed leaves (Python's NaN, escapes…)
-// takes the generic path.
+// takes the generic path. The *feedInput it returns is for one feedUpdate,
+// which recycles it.
 func decodeFeedArgs(args []*mrpb.Argument) ([]any, error) {
 	if len(args) == 1 && args[0].GetData().GetType() == mrpb.VariantType_JSON {
-		if symbol, points, ok := scanFeed(args[0].GetData().GetValue()); ok {
-			return []any{&feedInput{points: points, symbol: symbol}}, nil
+		in := feedInputs.Get().(*feedInput)
+		if symbol, points, ok := scanFeed(args[0].GetData().GetValue(), in.points[:0]); ok {
+			in.symbol, in.points = symbol, points
+			return []any{in}, nil
 		}
+		feedInputs.Put(in)
 	}
 	return variant.DecodeArgs(args)
 }
@@ -176,6 +220,7 @@ func (m *exampleModel) feedUpdate(_ context.Context, args []any, _ map[string]an
 	switch data := args[0].(type) {
 	case *feedInput:
 		symbol, incoming = data.symbol, data.points
+		defer recycle(data) // after the merge has copied the points
 	case map[string]any:
 		symbol, incoming = feedFromMap(data)
 	default:
@@ -196,6 +241,11 @@ func (m *exampleModel) feedUpdate(_ context.Context, args []any, _ map[string]an
 	}
 	m.series[symbol] = s
 	return nil, nil
+}
+
+func recycle(in *feedInput) {
+	in.symbol = ""
+	feedInputs.Put(in)
 }
 
 // feedFromMap reads a generically decoded feed_update argument: the symbol
@@ -220,7 +270,7 @@ func points(v any, field string) []point {
 		if !ok {
 			continue
 		}
-		out = append(out, point{close: c, ts: row["ts"]})
+		out = append(out, point{close: c, ts: tsOf(row["ts"])})
 	}
 	return out
 }
@@ -249,9 +299,7 @@ func merge(s []point, p point) []point {
 // is strictly increasing.
 func ordered(s []point) bool {
 	for i := range s {
-		switch s[i].ts.(type) {
-		case float64, string:
-		default:
+		if s[i].ts.kind == tsOther {
 			return false
 		}
 		if i > 0 && (!sameKind(s[i-1].ts, s[i].ts) || cmpTS(s[i-1].ts, s[i].ts) > 0) {
@@ -261,16 +309,8 @@ func ordered(s []point) bool {
 	return true
 }
 
-func sameKind(a, b any) bool {
-	switch a.(type) {
-	case float64:
-		_, ok := b.(float64)
-		return ok
-	case string:
-		_, ok := b.(string)
-		return ok
-	}
-	return false
+func sameKind(a, b timestamp) bool {
+	return a.kind == b.kind && a.kind != tsOther
 }
 
 // mergeOrdered is merge applied to each point of incoming in turn, for an
@@ -278,6 +318,27 @@ func sameKind(a, b any) bool {
 // both instead of a scan of the history for every older point (a tick sends
 // the whole window, almost all of it already known).
 func mergeOrdered(s, incoming []point) []point {
+	return mergeOrderedFrom(s, incoming[olderThanHistory(s, incoming):])
+}
+
+// olderThanHistory counts the numbers that start incoming and are older than
+// both ends of the history s: mergeOrderedFrom passes them (they are neither
+// newer nor known), and two comparisons each cost a sixth of its search (a
+// window is often longer than the history). A NaN is neither older nor
+// newer than anything, so it ends the count.
+func olderThanHistory(s, incoming []point) int {
+	if len(s) == 0 || s[0].ts.kind != tsNumber || s[len(s)-1].ts.kind != tsNumber {
+		return 0
+	}
+	first, last := s[0].ts.num, s[len(s)-1].ts.num
+	n := 0
+	for n < len(incoming) && incoming[n].ts.kind == tsNumber && incoming[n].ts.num < first && incoming[n].ts.num < last {
+		n++
+	}
+	return n
+}
+
+func mergeOrderedFrom(s, incoming []point) []point {
 	i := 0 // where the next older point may be found in s
 	for _, p := range incoming {
 		if len(s) == 0 {
@@ -292,36 +353,36 @@ func mergeOrdered(s, incoming []point) []point {
 			s = append(s, p)
 			continue
 		}
-		for i < len(s) && cmpTS(s[i].ts, p.ts) < 0 {
-			i++
-		}
-		if i < len(s) && cmpTS(s[i].ts, p.ts) == 0 {
-			s[i] = p
+		for ; i < len(s); i++ { // one comparison of each point passed
+			if c := cmpTS(s[i].ts, p.ts); c >= 0 {
+				if c == 0 {
+					s[i] = p
+				}
+				break
+			}
 		}
 	}
 	return s
 }
 
 // cmpTS compares timestamps of the same kind; mixed or missing kinds count as
-// newer so data is never silently dropped.
-func cmpTS(a, b any) int {
-	switch x := a.(type) {
-	case float64:
-		if y, ok := b.(float64); ok {
-			switch {
-			case x < y:
-				return -1
-			case x > y:
-				return 1
-			}
-			return 0
-		}
-	case string:
-		if y, ok := b.(string); ok {
-			return strings.Compare(x, y)
-		}
+// newer so data is never silently dropped. It is small enough to inline
+// (strings.Compare is not), as the merges call it for every point.
+func cmpTS(a, b timestamp) int {
+	if a.kind != b.kind || a.kind == tsOther {
+		return 1
 	}
-	return 1
+	less, more := a.num < b.num, a.num > b.num
+	if a.kind == tsString {
+		less, more = a.str < b.str, a.str > b.str
+	}
+	switch {
+	case less:
+		return -1
+	case more:
+		return 1
+	}
+	return 0
 }
 
 func (m *exampleModel) predict(_ context.Context, args []any, _ map[string]any) (any, error) {
