@@ -82,6 +82,7 @@ func (d *Deps) inputWindow(ctx context.Context, db dbsqlc.DBTX, scope FeedScope,
 func (c *windowCache) decode(key windowKey, last *cachedWindow, rows []*dbsqlc.FeedRecordListNewestRow) []feed.Record {
 	window := make([]feed.Record, len(rows))
 	next := &cachedWindow{records: make(map[int64]cachedRecord, len(rows))}
+	scope := key.scope // the rows are the scope's: the query returns only ts and payload
 	for i, r := range rows {
 		ts := r.TSEvent.UnixNano()
 		cached, ok := cachedRecord{}, false
@@ -93,7 +94,6 @@ func (c *windowCache) decode(key windowKey, last *cachedWindow, rows []*dbsqlc.F
 			_ = json.Unmarshal(r.Payload, &cached.values)
 		}
 		next.records[ts] = cached
-		scope := key.scope
 		window[len(rows)-1-i] = feed.Record{
 			Source: scope.Source, Subject: scope.Subject, Kind: scope.Kind, Granularity: scope.Granularity, TsEvent: r.TSEvent, Values: cached.values,
 		}
